@@ -1,0 +1,332 @@
+//! The on-disk catalogue of a server, as Barman lays it out (BARMAN.md §3): backup
+//! metadata in `meta/<id>-backup.info` (3.13.2+) or `base/<id>/backup.info` (older),
+//! the WAL archive under `wals/<timeline+log>/`, and the compression of archived WAL
+//! files told by their magic bytes.
+//!
+//! This module reads; writing the catalogue arrives with the commands that change it.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use crate::config::ServerConfig;
+
+/// The `backup.info` keys whose values are integers.
+const INTEGER_KEYS: &[&str] = &[
+    "begin_offset",
+    "cluster_size",
+    "deduplicated_size",
+    "end_offset",
+    "size",
+    "timeline",
+    "version",
+    "xlog_segment_size",
+];
+
+/// A `backup.info` file read as `key=value` lines; `None` values are `None`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupInfoFile {
+    /// Where it was read from.
+    pub path: PathBuf,
+    /// The backup id (from the file name).
+    pub backup_id: String,
+    /// The fields in key order.
+    pub fields: BTreeMap<String, Option<String>>,
+}
+
+impl BackupInfoFile {
+    /// Parse the text of a `backup.info` file.
+    pub fn parse(path: &Path, backup_id: &str, text: &str) -> BackupInfoFile {
+        let mut fields = BTreeMap::new();
+        for line in text.lines() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let Some((key, value)) = line.split_once('=') else {
+                continue;
+            };
+            let value = value.trim();
+            let value = (value != "None").then(|| value.to_string());
+            fields.insert(key.trim().to_string(), value);
+        }
+        BackupInfoFile {
+            path: path.to_path_buf(),
+            backup_id: backup_id.to_string(),
+            fields,
+        }
+    }
+
+    /// A field's value.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.fields.get(key).and_then(|v| v.as_deref())
+    }
+
+    /// The fields as JSON: integers as numbers, `None` as null, the rest as text.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut map = serde_json::Map::new();
+        map.insert("backup_id".into(), self.backup_id.clone().into());
+        for (key, value) in &self.fields {
+            let json = match value {
+                None => serde_json::Value::Null,
+                Some(v) if INTEGER_KEYS.contains(&key.as_str()) => v
+                    .parse::<i64>()
+                    .map(serde_json::Value::from)
+                    .unwrap_or_else(|_| v.clone().into()),
+                Some(v) => v.clone().into(),
+            };
+            map.insert(key.clone(), json);
+        }
+        serde_json::Value::Object(map)
+    }
+}
+
+/// Whether `name` looks like a backup id (`YYYYMMDDTHHMMSS`).
+pub fn is_backup_id(name: &str) -> bool {
+    let b = name.as_bytes();
+    b.len() == 15
+        && b[8] == b'T'
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| i == 8 || c.is_ascii_digit())
+}
+
+/// Every backup of a server, by id. `meta/` wins over the older `base/<id>/` place.
+pub fn read_backups(server: &ServerConfig) -> std::io::Result<BTreeMap<String, BackupInfoFile>> {
+    let mut backups = BTreeMap::new();
+    if let Some(base) = server.path("basebackups_directory") {
+        for id in list_dir_names(base)? {
+            let path = base.join(&id).join("backup.info");
+            if is_backup_id(&id) && path.is_file() {
+                let text = fs::read_to_string(&path)?;
+                backups.insert(id.clone(), BackupInfoFile::parse(&path, &id, &text));
+            }
+        }
+    }
+    if let Some(dir) = server.path("backup_directory") {
+        let meta = dir.join("meta");
+        for name in list_dir_names(&meta)? {
+            let Some(id) = name.strip_suffix("-backup.info") else {
+                continue;
+            };
+            if is_backup_id(id) {
+                let path = meta.join(&name);
+                let text = fs::read_to_string(&path)?;
+                backups.insert(id.to_string(), BackupInfoFile::parse(&path, id, &text));
+            }
+        }
+    }
+    Ok(backups)
+}
+
+fn list_dir_names(dir: &Path) -> std::io::Result<Vec<String>> {
+    match fs::read_dir(dir) {
+        Ok(entries) => {
+            let mut names = Vec::new();
+            for entry in entries {
+                names.push(entry?.file_name().to_string_lossy().into_owned());
+            }
+            names.sort();
+            Ok(names)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether `name` is a WAL archive file name: a segment, a `.partial` or `.backup`
+/// file, or a timeline history file.
+pub fn is_wal_file_name(name: &str) -> bool {
+    let hex = |s: &str| {
+        s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b))
+    };
+    if let Some(tli) = name.strip_suffix(".history") {
+        return tli.len() == 8 && hex(tli);
+    }
+    let (segment, suffix) = name.split_at(name.len().min(24));
+    if segment.len() != 24 || !hex(segment) {
+        return false;
+    }
+    match suffix {
+        "" | ".partial" => true,
+        s => s
+            .strip_prefix('.')
+            .and_then(|s| s.strip_suffix(".backup"))
+            .is_some_and(|offset| offset.len() == 8 && hex(offset)),
+    }
+}
+
+/// The compression of a stored WAL file, from its first bytes.
+pub fn detect_compression(head: &[u8]) -> Option<&'static str> {
+    const MAGICS: &[(&[u8], &str)] = &[
+        (b"\x1f\x8b\x08", "gzip"),
+        (b"BZh", "bzip2"),
+        (b"\xfd7zXZ\x00", "xz"),
+        (b"\x28\xb5\x2f\xfd", "zstd"),
+        (b"\x04\x22\x4d\x18", "lz4"),
+        (b"\xff\x06\x00\x00sNaPpY", "snappy"),
+    ];
+    MAGICS
+        .iter()
+        .find(|(magic, _)| head.starts_with(magic))
+        .map(|(_, name)| *name)
+}
+
+/// Facts about one archived WAL file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WalFileInfo {
+    /// The file name.
+    pub name: String,
+    /// Bytes on disk.
+    pub size: u64,
+    /// Modification time, seconds since the epoch.
+    pub time: f64,
+    /// The compression told by magic bytes, if any.
+    pub compression: Option<&'static str>,
+}
+
+impl WalFileInfo {
+    fn read(path: &Path) -> std::io::Result<WalFileInfo> {
+        let meta = fs::metadata(path)?;
+        let mut head = [0u8; 10];
+        let mut file = fs::File::open(path)?;
+        let n = file.read(&mut head)?;
+        let time = meta
+            .modified()?
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        Ok(WalFileInfo {
+            name: path
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned(),
+            size: meta.len(),
+            time,
+            compression: detect_compression(&head[..n]),
+        })
+    }
+
+    /// As JSON, with Barman's field names.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "name": self.name,
+            "size": self.size,
+            "time": self.time,
+            "compression": self.compression,
+        })
+    }
+}
+
+/// The newest archived WAL file of each timeline (`8` hex digits), found by walking
+/// the hash directories of `wals_directory` from the newest.
+pub fn latest_archived_wals(
+    server: &ServerConfig,
+) -> std::io::Result<BTreeMap<String, WalFileInfo>> {
+    let mut latest = BTreeMap::new();
+    let Some(root) = server.path("wals_directory") else {
+        return Ok(latest);
+    };
+    for dir_name in list_dir_names(root)?.into_iter().rev() {
+        let dir = root.join(&dir_name);
+        if !dir.is_dir() || dir_name.len() != 16 {
+            continue;
+        }
+        let timeline = dir_name[..8].to_string();
+        if u32::from_str_radix(&timeline, 16).is_err() || latest.contains_key(&timeline) {
+            continue;
+        }
+        for name in list_dir_names(&dir)?.into_iter().rev() {
+            let path = dir.join(&name);
+            if path.is_file() && is_wal_file_name(&name) {
+                latest.insert(timeline.clone(), WalFileInfo::read(&path)?);
+                break;
+            }
+        }
+    }
+    Ok(latest)
+}
+
+/// A timestamp as Barman writes it in `backup.info` (Python's `str(datetime)`:
+/// `2026-11-22 02:02:41.526012+00:00`); a naive one is taken as local time.
+pub fn parse_python_datetime(text: &str) -> Option<chrono::DateTime<chrono::FixedOffset>> {
+    use chrono::TimeZone;
+    for format in ["%Y-%m-%d %H:%M:%S%.f%:z", "%Y-%m-%d %H:%M:%S%:z"] {
+        if let Ok(t) = chrono::DateTime::parse_from_str(text, format) {
+            return Some(t);
+        }
+    }
+    for format in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M:%S"] {
+        if let Ok(naive) = chrono::NaiveDateTime::parse_from_str(text, format) {
+            return chrono::Local
+                .from_local_datetime(&naive)
+                .earliest()
+                .map(|t| t.fixed_offset());
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backup_info_lines_parse_with_none_and_spaces() {
+        let text = "backup_label='START WAL LOCATION: 0/A000028\\n'\nbegin_offset = 40\nerror=None\n\n# c\nstatus=DONE\n";
+        let info = BackupInfoFile::parse(Path::new("/x"), "20261122T020235", text);
+        assert_eq!(info.get("status"), Some("DONE"));
+        assert_eq!(info.get("error"), None);
+        assert!(info.fields.contains_key("error"));
+        let json = info.to_json();
+        assert_eq!(json["begin_offset"], 40);
+        assert_eq!(json["error"], serde_json::Value::Null);
+        assert_eq!(json["backup_id"], "20261122T020235");
+    }
+
+    #[test]
+    fn backup_ids_and_wal_names() {
+        assert!(is_backup_id("20261122T020235"));
+        assert!(!is_backup_id("20261122X020235"));
+        assert!(!is_backup_id("2026112T020235"));
+        for ok in [
+            "000000010000000000000011",
+            "00000002.history",
+            "000000010000000000000011.partial",
+            "000000010000000000000011.00000028.backup",
+        ] {
+            assert!(is_wal_file_name(ok), "{ok}");
+        }
+        for bad in [
+            "00000001000000000000001",
+            "000000010000000000000011.tmp",
+            "0000000g.history",
+            "000000010000000000000011.0028.backup",
+            "000000010000000000000011.partial.gz",
+        ] {
+            assert!(!is_wal_file_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn python_datetimes_parse_with_and_without_offset() {
+        let t = parse_python_datetime("2026-11-22 02:02:41.526012+00:00").unwrap();
+        assert_eq!(t.timestamp(), 1795312961);
+        assert!(parse_python_datetime("2026-11-22 02:02:41+01:00").is_some());
+        assert!(parse_python_datetime("2026-11-22 02:02:41").is_some());
+        assert!(parse_python_datetime("yesterday").is_none());
+    }
+
+    #[test]
+    fn compression_is_told_by_magic_bytes() {
+        assert_eq!(detect_compression(b"\x1f\x8b\x08\x00"), Some("gzip"));
+        assert_eq!(detect_compression(b"\x28\xb5\x2f\xfd\x00"), Some("zstd"));
+        assert_eq!(detect_compression(b"BZh9"), Some("bzip2"));
+        assert_eq!(detect_compression(b"\x04\x22\x4d\x18"), Some("lz4"));
+        assert_eq!(detect_compression(b"\xd1\x10\x02\x00"), None);
+        assert_eq!(detect_compression(b""), None);
+    }
+}

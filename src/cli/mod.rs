@@ -1,0 +1,94 @@
+//! Command-line types only: Barman's global options and sub-commands, as clap
+//! derives. Doc comments are the help text. Parsing rules (global options come
+//! before the sub-command) follow Barman's `barman/cli.py`.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::output::Format;
+
+/// Barman-compatible backup and recovery manager for PostgreSQL.
+#[derive(Debug, Parser)]
+#[command(
+    name = "barman",
+    disable_version_flag = true,
+    after_help = "Barman-compatible, in Rust, speaking PostgreSQL's replication protocol natively."
+)]
+pub struct Cli {
+    /// Show the version and exit.
+    #[arg(short = 'v', long = "version")]
+    pub version: bool,
+
+    /// Use this configuration file (defaults: ~/.barman.conf, /etc/barman.conf,
+    /// /etc/barman/barman.conf).
+    #[arg(short = 'c', long = "config", value_name = "CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Whether to use colours in the output.
+    #[arg(
+        long = "color",
+        visible_alias = "colour",
+        value_enum,
+        default_value = "auto"
+    )]
+    pub color: ColorChoice,
+
+    /// Override the log level of the configuration.
+    #[arg(long = "log-level", value_parser = ["NOTSET", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"])]
+    pub log_level: Option<String>,
+
+    /// Be quiet: print errors only.
+    #[arg(short = 'q', long = "quiet")]
+    pub quiet: bool,
+
+    /// Print debug output on standard error.
+    #[arg(short = 'd', long = "debug")]
+    pub debug: bool,
+
+    /// Output format.
+    #[arg(short = 'f', long = "format", value_enum, default_value = "console")]
+    pub format: Format,
+
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// `--color` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    /// Never colour.
+    Never,
+    /// Always colour.
+    Always,
+    /// Colour when both stdout and stderr are terminals.
+    Auto,
+}
+
+/// The sub-commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List available servers, with useful information.
+    #[command(visible_alias = "list-server")]
+    ListServers {
+        /// Machine readable output: server names only.
+        #[arg(long)]
+        minimal: bool,
+    },
+
+    /// Show all configuration parameters for the specified servers.
+    #[command(visible_alias = "show-server")]
+    ShowServers {
+        /// The server names ('all' shows every server).
+        #[arg(required = true, value_name = "SERVER_NAME")]
+        server_name: Vec<String>,
+    },
+
+    /// Diagnostic information in JSON: configuration, catalogue and system.
+    Diagnose {
+        /// Include the configuration file each setting comes from.
+        #[arg(long)]
+        show_config_source: bool,
+    },
+}

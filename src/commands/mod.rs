@@ -1,0 +1,101 @@
+//! One module per barman verb, and what they share: the run [`Context`] (resolved
+//! configuration and output) and server selection with Barman's rules for unknown,
+//! inactive and disabled servers.
+
+pub mod diagnose;
+pub mod list_servers;
+pub mod show_servers;
+
+use std::collections::BTreeSet;
+
+use anyhow::Result;
+
+use crate::cli::Command;
+use crate::config::{Config, ServerConfig};
+use crate::error::UsageError;
+use crate::output::Output;
+
+/// What every command gets: the configuration and the output.
+pub struct Context {
+    /// The resolved configuration.
+    pub config: Config,
+    /// Where results and messages go.
+    pub out: Output,
+}
+
+/// Run one command.
+pub fn dispatch(ctx: &mut Context, command: Command) -> Result<()> {
+    match command {
+        Command::ListServers { minimal } => list_servers::run(ctx, minimal),
+        Command::ShowServers { server_name } => show_servers::run(ctx, &server_name),
+        Command::Diagnose { show_config_source } => diagnose::run(ctx, show_config_source),
+    }
+}
+
+/// Problems that involve several servers stop every command that works on servers.
+pub fn refuse_on_global_errors(config: &Config, out: &mut Output) -> Result<()> {
+    if config.global_errors.is_empty() {
+        return Ok(());
+    }
+    for error in &config.global_errors {
+        out.error(error);
+    }
+    Err(UsageError::new(
+        "the configuration has conflicting paths between servers",
+        "give every server its own directories in the configuration",
+    )
+    .into())
+}
+
+/// The servers named on the command line, sorted, each once; `all` means every
+/// server. Unknown names are reported as errors and skipped. Each selected server's
+/// configuration warnings are printed.
+pub fn select_servers<'c>(
+    config: &'c Config,
+    out: &mut Output,
+    names: &[String],
+) -> Result<Vec<&'c ServerConfig>> {
+    refuse_on_global_errors(config, out)?;
+    let all = names.iter().any(|n| n == "all");
+    if all && names.len() > 1 {
+        return Err(UsageError::new(
+            "You cannot use 'all' with other server names",
+            "name the servers one by one, or use 'all' alone",
+        )
+        .into());
+    }
+    let mut selected = Vec::new();
+    if all {
+        selected.extend(config.servers.values());
+    } else {
+        let unique: BTreeSet<&String> = names.iter().collect();
+        for name in unique {
+            match config.server(name) {
+                Some(server) => selected.push(server),
+                None => out.error(&format!("Unknown server '{name}'")),
+            }
+        }
+    }
+    for server in &selected {
+        for warning in &server.warnings {
+            out.warning(warning);
+        }
+    }
+    Ok(selected)
+}
+
+/// Every configured server, sorted by name, with its warnings printed.
+pub fn all_servers<'c>(config: &'c Config, out: &mut Output) -> Result<Vec<&'c ServerConfig>> {
+    select_servers(config, out, &["all".to_string()])
+}
+
+/// `(inactive)`, `(WARNING: disabled)` or nothing, as Barman marks servers.
+pub fn server_state_note(server: &ServerConfig) -> Option<&'static str> {
+    if !server.active() {
+        Some("(inactive)")
+    } else if server.disabled() {
+        Some("(WARNING: disabled)")
+    } else {
+        None
+    }
+}

@@ -1,0 +1,73 @@
+//! Exit codes and the errors that choose them.
+//!
+//! Barman's conventions (BARMAN.md §1.8): 0 success, 1 when the operation failed
+//! (any `ERROR:` line), 2 for bad usage or a bad configuration. The codes are stable:
+//! scripts and monitoring depend on them.
+
+use std::fmt;
+
+use crate::config::ConfigError;
+
+/// The process exit status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// Everything worked.
+    Success = 0,
+    /// The operation failed.
+    Failure = 1,
+    /// Bad usage or configuration.
+    Usage = 2,
+}
+
+impl From<ExitStatus> for std::process::ExitCode {
+    fn from(status: ExitStatus) -> Self {
+        std::process::ExitCode::from(status as u8)
+    }
+}
+
+/// A problem with how barman was invoked or set up (exit code 2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageError {
+    /// What is wrong.
+    pub message: String,
+    /// What to do.
+    pub hint: Option<String>,
+}
+
+impl UsageError {
+    /// A usage error with a hint.
+    pub fn new(message: impl Into<String>, hint: impl Into<String>) -> UsageError {
+        UsageError {
+            message: message.into(),
+            hint: Some(hint.into()),
+        }
+    }
+}
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+impl From<ConfigError> for UsageError {
+    fn from(e: ConfigError) -> Self {
+        UsageError {
+            message: e.message,
+            hint: e.hint,
+        }
+    }
+}
+
+/// The exit status for an error that ended a run, and its hint.
+pub fn classify(error: &anyhow::Error) -> (ExitStatus, Option<String>) {
+    if let Some(e) = error.downcast_ref::<UsageError>() {
+        return (ExitStatus::Usage, e.hint.clone());
+    }
+    if let Some(e) = error.downcast_ref::<ConfigError>() {
+        return (ExitStatus::Usage, e.hint.clone());
+    }
+    (ExitStatus::Failure, None)
+}
