@@ -64,6 +64,7 @@ pub fn run(args: Vec<std::ffi::OsString>, sink: Box<dyn Sink>) -> ExitStatus {
         Err(e) => (Err(e), out),
     };
     let status = match result {
+        Ok(()) if out.usage_errored() => ExitStatus::Usage,
         Ok(()) if out.errored() => ExitStatus::Failure,
         Ok(()) => ExitStatus::Success,
         Err(e) => {

@@ -72,7 +72,7 @@ pub fn select_servers<'c>(
         for name in unique {
             match config.server(name) {
                 Some(server) => selected.push(server),
-                None => out.error(&format!("Unknown server '{name}'")),
+                None => out.usage_error(&format!("Unknown server '{name}'")),
             }
         }
     }

@@ -10,6 +10,7 @@
 //! configurations that parse but cannot work (a server without `conninfo`) leave the
 //! server *disabled* with the reasons in its `msg_list`, as Barman does.
 
+pub mod docs;
 pub mod ini;
 pub mod options;
 pub mod values;
@@ -745,6 +746,17 @@ impl<'a> Resolver<'a> {
         }
     }
 
+    /// A resolver for a server or model section: `%(name)s` and `%(barman_home)s`
+    /// are known.
+    fn for_server(sections: &'a Sections, name: &'a str, global: &GlobalConfig) -> Resolver<'a> {
+        let mut resolver = Resolver::new(sections, name);
+        resolver.vars = vec![
+            ("name", name.to_string()),
+            ("barman_home", global.barman_home().display().to_string()),
+        ];
+        resolver
+    }
+
     /// Where the raw text of an option comes from: the section itself, `[DEFAULT]`,
     /// `[barman]` for inherited options, then the built-in default.
     fn raw(&self, spec: &OptionSpec) -> Option<Raw> {
@@ -964,11 +976,7 @@ fn resolve_server(
     name: &str,
     global: &GlobalConfig,
 ) -> Result<ServerConfig, ConfigError> {
-    let mut resolver = Resolver::new(sections, name);
-    resolver.vars = vec![
-        ("name", name.to_string()),
-        ("barman_home", global.barman_home().display().to_string()),
-    ];
+    let resolver = Resolver::for_server(sections, name, global);
     let mut settings = BTreeMap::new();
     for spec in options::server_options() {
         settings.insert(spec.name, resolver.setting(spec)?);
@@ -987,11 +995,7 @@ fn resolve_model(
     name: &str,
     global: &GlobalConfig,
 ) -> Result<ModelConfig, ConfigError> {
-    let mut resolver = Resolver::new(sections, name);
-    resolver.vars = vec![
-        ("name", name.to_string()),
-        ("barman_home", global.barman_home().display().to_string()),
-    ];
+    let resolver = Resolver::for_server(sections, name, global);
     let mut overrides = BTreeMap::new();
     for key in sections.map[name].keys() {
         let Some(spec) = options::find(key).filter(|o| o.scope.model()) else {
@@ -1566,6 +1570,17 @@ mod tests {
         );
         let cfg = MainConfig::load(&main).unwrap().complete().unwrap();
         assert_eq!(cfg.server("pg").unwrap().description(), "from auto conf");
+    }
+
+    #[test]
+    fn the_example_configuration_parses_and_its_server_works() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("barman.conf.example");
+        let cfg = MainConfig::load(&path).unwrap().complete().unwrap();
+        assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
+        let pg = cfg.server("pg").expect("the example defines [pg]");
+        assert!(!pg.disabled(), "{:?}", pg.msg_list);
+        assert_eq!(pg.text("compression"), Some("gzip"));
+        assert_eq!(cfg.global.barman_user(), "barman");
     }
 
     #[test]

@@ -599,16 +599,7 @@ mod tests {
 
     #[test]
     fn backup_options_imply_concurrent_and_reject_conflicts() {
-        let vocab = FlagVocabulary {
-            class: "BackupOptions",
-            allowed: &[
-                "concurrent_backup",
-                "exclusive_backup",
-                "external_configuration",
-            ],
-            conflicts: &[("concurrent_backup", "exclusive_backup")],
-            implied: Some(("concurrent_backup", &["exclusive_backup"])),
-        };
+        let vocab = crate::config::options::BACKUP_OPTIONS;
         let empty = FlagSet::parse("", &vocab).unwrap();
         assert_eq!(empty.python_repr(), "BackupOptions({'concurrent_backup'})");
         let two = FlagSet::parse("External_Configuration, concurrent_backup", &vocab).unwrap();

@@ -72,6 +72,7 @@ pub struct Output {
     debug: bool,
     color: bool,
     errored: bool,
+    usage_error: bool,
     json: serde_json::Map<String, Value>,
     sink: Box<dyn Sink>,
 }
@@ -91,6 +92,7 @@ impl Output {
             debug,
             color,
             errored: false,
+            usage_error: false,
             json: serde_json::Map::new(),
             sink,
         }
@@ -104,6 +106,18 @@ impl Output {
     /// Whether an error has been reported.
     pub fn errored(&self) -> bool {
         self.errored
+    }
+
+    /// Whether an error was about how barman was called or configured (exit code 2).
+    pub fn usage_errored(&self) -> bool {
+        self.usage_error
+    }
+
+    /// An error in how barman was called or configured (an unknown server): printed
+    /// like any error, and the run exits with code 2.
+    pub fn usage_error(&mut self, message: &str) {
+        self.usage_error = true;
+        self.error(message);
     }
 
     /// Whether colours are on.

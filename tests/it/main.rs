@@ -1,5 +1,13 @@
 //! The one integration test binary.
 //!
-//! `harness` starts throwaway PostgreSQL clusters; `live` holds the tests that need one.
+//! - `cli`, `config_errors`, `commands`: the `barman` binary on configurations and
+//!   catalogues made by the tests (no PostgreSQL needed);
+//! - `harness` starts throwaway PostgreSQL clusters; `live` holds the tests that
+//!   need one, for every major version 13 to 18;
+//! - `util`: scratch directories and the command runner.
+mod cli;
+mod commands;
+mod config_errors;
 mod harness;
 mod live;
+mod util;

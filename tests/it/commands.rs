@@ -1,0 +1,215 @@
+//! list-servers, show-servers and diagnose on a configuration and catalogue made
+//! by the test.
+
+use serde_json::Value;
+
+use crate::util::Scratch;
+
+const SERVERS: &str = "\
+[pg]
+description = \"Main cluster\"
+conninfo = host=pg user=barman password=s3cret
+backup_method = postgres
+streaming_archiver = on
+slot_name = barman
+retention_policy = REDUNDANCY 2
+last_backup_maximum_age = 1 day
+
+[old]
+description = Old server
+conninfo = host=old
+backup_method = postgres
+archiver = on
+active = off
+
+[broken]
+description = No connection
+backup_method = postgres
+archiver = on
+";
+
+#[test]
+fn list_servers_marks_inactive_and_disabled_servers() {
+    let scratch = Scratch::new(SERVERS);
+    let out = scratch.barman(&["list-servers"]).ok().to_string();
+    assert_eq!(
+        out,
+        "broken - No connection (WARNING: disabled)\nold - Old server (inactive)\npg - Main cluster\n"
+    );
+    let out = scratch
+        .barman(&["list-server", "--minimal"])
+        .ok()
+        .to_string();
+    assert_eq!(out, "broken\nold\npg\n");
+}
+
+#[test]
+fn list_servers_in_json() {
+    let scratch = Scratch::new(SERVERS);
+    let out = scratch
+        .barman(&["-f", "json", "list-servers"])
+        .ok()
+        .to_string();
+    assert_eq!(
+        out,
+        "{\"broken\": {\"description\": \"No connection (WARNING: disabled)\"}, \"old\": {\"description\": \"Old server (inactive)\"}, \"pg\": {\"description\": \"Main cluster\"}}\n"
+    );
+}
+
+#[test]
+fn quiet_hides_results_but_not_errors() {
+    let scratch = Scratch::new(SERVERS);
+    let run = scratch.barman(&["-q", "show-servers", "pg", "nope"]);
+    run.code(2).stderr_has("ERROR: Unknown server 'nope'");
+    assert!(run.stdout.is_empty());
+}
+
+#[test]
+fn show_servers_prints_the_resolved_configuration_sorted() {
+    let scratch = Scratch::new(SERVERS);
+    let out = scratch.barman(&["show-servers", "pg"]).ok().to_string();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "Server pg:");
+    let keys: Vec<&str> = lines[1..]
+        .iter()
+        .map(|l| l.trim_start_matches('\t').split(':').next().unwrap())
+        .collect();
+    let mut sorted = keys.clone();
+    sorted.sort();
+    assert_eq!(keys, sorted, "keys must be sorted");
+    let home = scratch.home();
+    for expected in [
+        "\tactive: True".to_string(),
+        "\tbackup_method: postgres".into(),
+        "\tbackup_options: BackupOptions({'concurrent_backup'})".into(),
+        format!("\tbackup_directory: {}/pg", home.display()),
+        format!("\twals_directory: {}/pg/wals", home.display()),
+        "\tcompression: None".into(),
+        "\tconninfo: host=pg user=barman password=*REDACTED*".into(),
+        "\tdescription: Main cluster".into(),
+        "\tdisabled: False".into(),
+        "\tlast_backup_maximum_age: 1 day (WARNING! latest backup is No available backups old)"
+            .into(),
+        "\tname: pg".into(),
+        "\tretention_policy: REDUNDANCY 2".into(),
+        "\tslot_name: barman".into(),
+        "\tstreaming_archiver: True".into(),
+        "\tstreaming_archiver_name: barman_receive_wal".into(),
+        "\tstreaming_conninfo: host=pg user=barman password=*REDACTED*".into(),
+        "\twal_retention_policy: main".into(),
+    ] {
+        assert!(
+            lines.contains(&expected.as_str()),
+            "missing {expected:?} in\n{out}"
+        );
+    }
+    assert!(!out.contains("s3cret"), "the password leaked:\n{out}");
+}
+
+#[test]
+fn show_servers_all_marks_server_states_and_json_keeps_types() {
+    let scratch = Scratch::new(SERVERS);
+    let out = scratch.barman(&["show-servers", "all"]).ok().to_string();
+    assert!(out.contains("Server broken (WARNING: disabled):\n"));
+    assert!(out.contains("Server old (inactive):\n"));
+    assert!(out.contains("Server pg:\n"));
+
+    let out = scratch
+        .barman(&["-f", "json", "show-server", "pg"])
+        .ok()
+        .to_string();
+    let doc: Value = serde_json::from_str(&out).expect("valid JSON");
+    let pg = &doc["pg"];
+    assert_eq!(pg["active"], Value::Bool(true));
+    assert_eq!(pg["minimum_redundancy"], 0);
+    assert_eq!(pg["compression"], Value::Null);
+    assert_eq!(pg["retention_policy"], "REDUNDANCY 2");
+    assert_eq!(pg["description"], "Main cluster");
+    assert_eq!(pg["conninfo"], "host=pg user=barman password=*REDACTED*");
+}
+
+#[test]
+fn diagnose_reports_configuration_catalogue_and_system() {
+    let scratch = Scratch::new(SERVERS);
+    let home = scratch.home();
+    // A backup in the current layout, one in the old layout, and two archived WALs.
+    scratch.write(
+        "home/pg/meta/20261122T020235-backup.info",
+        "backup_name=first\nbegin_offset=40\nerror=None\nstatus=DONE\nsize=102036932\n",
+    );
+    scratch.write(
+        "home/pg/base/20261101T000000/backup.info",
+        "status=FAILED\nerror=failure copy (boom)\n",
+    );
+    scratch.write(
+        "home/pg/wals/0000000100000000/000000010000000000000002",
+        "plain",
+    );
+    std::fs::write(
+        home.join("pg/wals/0000000100000000/000000010000000000000003"),
+        [0x1f, 0x8b, 0x08, 0, 1, 2],
+    )
+    .unwrap();
+    let out = scratch.barman(&["diagnose"]).ok().to_string();
+    assert!(out.starts_with("{\n    \"global\": {"), "{out}");
+    assert!(!out.contains("s3cret"), "the password leaked");
+    let doc: Value = serde_json::from_str(&out).expect("valid JSON");
+    assert_eq!(
+        doc["global"]["config"]["barman_home"],
+        home.display().to_string()
+    );
+    assert_eq!(doc["global"]["system_info"]["barman_ver"], "3.17.0");
+    let pg = &doc["servers"]["pg"];
+    assert_eq!(pg["config"]["slot_name"], "barman");
+    assert_eq!(pg["config"]["last_backup_maximum_age"], "1 day");
+    assert_eq!(pg["msg_list"], Value::Array(vec![]));
+    assert_eq!(pg["backups"]["20261122T020235"]["status"], "DONE");
+    assert_eq!(pg["backups"]["20261122T020235"]["size"], 102036932);
+    assert_eq!(pg["backups"]["20261122T020235"]["error"], Value::Null);
+    assert_eq!(pg["backups"]["20261101T000000"]["status"], "FAILED");
+    let wal = &pg["wals"]["last_archived_wal_per_timeline"]["00000001"];
+    assert_eq!(wal["name"], "000000010000000000000003");
+    assert_eq!(wal["compression"], "gzip");
+    assert_eq!(wal["size"], 6);
+    let broken = &doc["servers"]["broken"];
+    assert_eq!(
+        broken["msg_list"][0],
+        "PostgreSQL connection: Missing 'conninfo' parameter for server 'broken'"
+    );
+}
+
+#[test]
+fn diagnose_can_name_the_source_of_each_setting() {
+    let scratch = Scratch::new(SERVERS);
+    let out = scratch
+        .barman(&["diagnose", "--show-config-source"])
+        .ok()
+        .to_string();
+    let doc: Value = serde_json::from_str(&out).expect("valid JSON");
+    let slot = &doc["servers"]["pg"]["config"]["slot_name"];
+    assert_eq!(slot["value"], "barman");
+    assert_eq!(slot["source"], scratch.config().display().to_string());
+    assert_eq!(
+        doc["servers"]["pg"]["config"]["check_timeout"]["source"],
+        "default"
+    );
+}
+
+#[test]
+fn messages_are_logged_in_barmans_line_format() {
+    let scratch = Scratch::new(SERVERS);
+    scratch.barman(&["show-servers", "nope"]).code(2);
+    let log = std::fs::read_to_string(scratch.log_file()).expect("the log file exists");
+    let line = log
+        .lines()
+        .find(|l| l.contains("Unknown server 'nope'"))
+        .unwrap_or_else(|| panic!("no log line for the error in:\n{log}"));
+    // 2026-11-22 03:14:29,123 [1234] barman.cli ERROR: Unknown server 'nope'
+    let (stamp, rest) = line.split_at(23);
+    assert!(stamp.chars().nth(19) == Some(','), "{line}");
+    assert!(rest.starts_with(" ["), "{line}");
+    assert!(
+        rest.ends_with("] barman.cli ERROR: Unknown server 'nope'"),
+        "{line}"
+    );
+}
