@@ -1,1 +1,4 @@
-//! Tests against real PostgreSQL servers.
+//! Tests against real PostgreSQL servers, one test per major version (see `harness::live_test!`).
+//!
+//! Each needs the installs of `scripts/install-postgres` and fails with that hint without them.
+mod cluster;
