@@ -10,6 +10,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod error;
+pub mod fsutil;
 pub mod logging;
 pub mod output;
 pub mod user;

@@ -5,82 +5,18 @@
 //!
 //! This module reads; writing the catalogue arrives with the commands that change it.
 
+pub mod backup_info;
+pub mod pyliteral;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use anyhow::{Context, Result};
 
 use crate::config::ServerConfig;
-
-/// The `backup.info` keys whose values are integers.
-const INTEGER_KEYS: &[&str] = &[
-    "begin_offset",
-    "cluster_size",
-    "deduplicated_size",
-    "end_offset",
-    "size",
-    "timeline",
-    "version",
-    "xlog_segment_size",
-];
-
-/// A `backup.info` file read as `key=value` lines; `None` values are `None`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BackupInfoFile {
-    /// Where it was read from.
-    pub path: PathBuf,
-    /// The backup id (from the file name).
-    pub backup_id: String,
-    /// The fields in key order.
-    pub fields: BTreeMap<String, Option<String>>,
-}
-
-impl BackupInfoFile {
-    /// Parse the text of a `backup.info` file.
-    pub fn parse(path: &Path, backup_id: &str, text: &str) -> BackupInfoFile {
-        let mut fields = BTreeMap::new();
-        for line in text.lines() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let Some((key, value)) = line.split_once('=') else {
-                continue;
-            };
-            let value = value.trim();
-            let value = (value != "None").then(|| value.to_string());
-            fields.insert(key.trim().to_string(), value);
-        }
-        BackupInfoFile {
-            path: path.to_path_buf(),
-            backup_id: backup_id.to_string(),
-            fields,
-        }
-    }
-
-    /// A field's value.
-    pub fn get(&self, key: &str) -> Option<&str> {
-        self.fields.get(key).and_then(|v| v.as_deref())
-    }
-
-    /// The fields as JSON: integers as numbers, `None` as null, the rest as text.
-    pub fn to_json(&self) -> serde_json::Value {
-        let mut map = serde_json::Map::new();
-        map.insert("backup_id".into(), self.backup_id.clone().into());
-        for (key, value) in &self.fields {
-            let json = match value {
-                None => serde_json::Value::Null,
-                Some(v) if INTEGER_KEYS.contains(&key.as_str()) => v
-                    .parse::<i64>()
-                    .map(serde_json::Value::from)
-                    .unwrap_or_else(|_| v.clone().into()),
-                Some(v) => v.clone().into(),
-            };
-            map.insert(key.clone(), json);
-        }
-        serde_json::Value::Object(map)
-    }
-}
+pub use backup_info::{BackupInfo, BackupStatus};
 
 /// Whether `name` looks like a backup id (`YYYYMMDDTHHMMSS`).
 pub fn is_backup_id(name: &str) -> bool {
@@ -92,28 +28,32 @@ pub fn is_backup_id(name: &str) -> bool {
             .all(|(i, c)| i == 8 || c.is_ascii_digit())
 }
 
-/// Every backup of a server, by id. `meta/` wins over the older `base/<id>/` place.
-pub fn read_backups(server: &ServerConfig) -> std::io::Result<BTreeMap<String, BackupInfoFile>> {
+/// Every backup of a server, by id. `meta/<id>-backup.info` (Barman 3.13.2+) wins
+/// over the older `base/<id>/backup.info`.
+pub fn read_backups(server: &ServerConfig) -> Result<BTreeMap<String, BackupInfo>> {
     let mut backups = BTreeMap::new();
+    let mut read = |path: &Path, id: &str| -> Result<()> {
+        let text = fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
+        let info = BackupInfo::parse(path, id, &text)?;
+        backups.insert(id.to_string(), info);
+        Ok(())
+    };
     if let Some(base) = server.path("basebackups_directory") {
-        for id in list_dir_names(base)? {
+        for id in list_dir_names(base).with_context(|| format!("list {}", base.display()))? {
             let path = base.join(&id).join("backup.info");
             if is_backup_id(&id) && path.is_file() {
-                let text = fs::read_to_string(&path)?;
-                backups.insert(id.clone(), BackupInfoFile::parse(&path, &id, &text));
+                read(&path, &id)?;
             }
         }
     }
     if let Some(dir) = server.path("backup_directory") {
         let meta = dir.join("meta");
-        for name in list_dir_names(&meta)? {
-            let Some(id) = name.strip_suffix("-backup.info") else {
-                continue;
-            };
-            if is_backup_id(id) {
-                let path = meta.join(&name);
-                let text = fs::read_to_string(&path)?;
-                backups.insert(id.to_string(), BackupInfoFile::parse(&path, id, &text));
+        for name in list_dir_names(&meta).with_context(|| format!("list {}", meta.display()))? {
+            if let Some(id) = name
+                .strip_suffix("-backup.info")
+                .filter(|id| is_backup_id(id))
+            {
+                read(&meta.join(&name), id)?;
             }
         }
     }
@@ -273,19 +213,6 @@ pub fn parse_python_datetime(text: &str) -> Option<chrono::DateTime<chrono::Fixe
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backup_info_lines_parse_with_none_and_spaces() {
-        let text = "backup_label='START WAL LOCATION: 0/A000028\\n'\nbegin_offset = 40\nerror=None\n\n# c\nstatus=DONE\n";
-        let info = BackupInfoFile::parse(Path::new("/x"), "20261122T020235", text);
-        assert_eq!(info.get("status"), Some("DONE"));
-        assert_eq!(info.get("error"), None);
-        assert!(info.fields.contains_key("error"));
-        let json = info.to_json();
-        assert_eq!(json["begin_offset"], 40);
-        assert_eq!(json["error"], serde_json::Value::Null);
-        assert_eq!(json["backup_id"], "20261122T020235");
-    }
 
     #[test]
     fn backup_ids_and_wal_names() {

@@ -115,8 +115,13 @@ fn last_backup_age(server: &ServerConfig) -> Shown {
         backups
             .values()
             .rev()
-            .filter(|b| matches!(b.get("status"), Some("DONE" | "WAITING_FOR_WALS")))
-            .find_map(|b| b.get("end_time").and_then(catalog::parse_python_datetime))
+            .filter(|b| {
+                matches!(
+                    b.status,
+                    Some(catalog::BackupStatus::Done | catalog::BackupStatus::WaitingForWals)
+                )
+            })
+            .find_map(|b| b.end_time)
     });
     let text = match newest_end {
         None => format!(

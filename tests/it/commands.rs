@@ -213,3 +213,16 @@ fn messages_are_logged_in_barmans_line_format() {
         "{line}"
     );
 }
+
+#[test]
+fn a_damaged_backup_info_is_reported_with_its_path_and_line() {
+    let scratch = Scratch::new(SERVERS);
+    let path = scratch.write(
+        "home/pg/meta/20261122T020235-backup.info",
+        "status=DONE\nbegin_offset=forty\n",
+    );
+    scratch.barman(&["diagnose"]).code(1).stderr_has(&format!(
+        "ERROR: read the backup catalogue of server 'pg': {}, line 2: invalid begin_offset 'forty': not an integer",
+        path.display()
+    ));
+}
