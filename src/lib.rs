@@ -13,6 +13,7 @@ pub mod error;
 pub mod fsutil;
 pub mod logging;
 pub mod output;
+pub mod retention;
 pub mod user;
 
 use std::io::IsTerminal;

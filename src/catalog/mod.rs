@@ -7,6 +7,7 @@
 
 pub mod backup_info;
 pub mod pyliteral;
+pub mod xlogdb;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -58,6 +59,29 @@ pub fn read_backups(server: &ServerConfig) -> Result<BTreeMap<String, BackupInfo
         }
     }
     Ok(backups)
+}
+
+/// The keep annotation of a backup: `meta/<id>-keep` (Barman 3.13.3+) or the older
+/// `base/<id>/annotations/keep`.
+pub fn read_keep(
+    server: &ServerConfig,
+    backup_id: &str,
+) -> Result<Option<crate::retention::KeepTarget>> {
+    let mut places = Vec::new();
+    if let Some(dir) = server.path("backup_directory") {
+        places.push(dir.join("meta").join(format!("{backup_id}-keep")));
+    }
+    if let Some(base) = server.path("basebackups_directory") {
+        places.push(base.join(backup_id).join("annotations").join("keep"));
+    }
+    for path in places {
+        match fs::read_to_string(&path) {
+            Ok(text) => return Ok(crate::retention::KeepTarget::parse(&text)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e).with_context(|| format!("read {}", path.display())),
+        }
+    }
+    Ok(None)
 }
 
 fn list_dir_names(dir: &Path) -> std::io::Result<Vec<String>> {

@@ -69,6 +69,17 @@ pub enum ColorChoice {
 /// The sub-commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// List the backups of the given servers, newest first.
+    #[command(visible_alias = "list-backup")]
+    ListBackups {
+        /// The server names ('all' lists every server).
+        #[arg(required = true, value_name = "SERVER_NAME")]
+        server_name: Vec<String>,
+        /// Machine readable output: backup ids only.
+        #[arg(long)]
+        minimal: bool,
+    },
+
     /// List available servers, with useful information.
     #[command(visible_alias = "list-server")]
     ListServers {

@@ -3,6 +3,7 @@
 //! inactive and disabled servers.
 
 pub mod diagnose;
+pub mod list_backups;
 pub mod list_servers;
 pub mod show_servers;
 
@@ -26,6 +27,10 @@ pub struct Context {
 /// Run one command.
 pub fn dispatch(ctx: &mut Context, command: Command) -> Result<()> {
     match command {
+        Command::ListBackups {
+            server_name,
+            minimal,
+        } => list_backups::run(ctx, &server_name, minimal),
         Command::ListServers { minimal } => list_servers::run(ctx, minimal),
         Command::ShowServers { server_name } => show_servers::run(ctx, &server_name),
         Command::Diagnose { show_config_source } => diagnose::run(ctx, show_config_source),

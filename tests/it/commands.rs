@@ -226,3 +226,103 @@ fn a_damaged_backup_info_is_reported_with_its_path_and_line() {
         path.display()
     ));
 }
+
+/// A Barman catalogue: three DONE backups (the middle one kept standalone), one
+/// STARTED, one FAILED, and the WAL archive's xlog.db.
+fn catalogue(scratch: &Scratch) {
+    let info = |id: &str, extra: &str| {
+        scratch.write(
+            &format!("home/pg/meta/{id}-backup.info"),
+            &format!("mode=postgres\nserver_name=pg\nxlog_segment_size=16777216\n{extra}"),
+        );
+    };
+    info(
+        "20261120T000000",
+        "status=DONE\nsize=1000\nbegin_wal=000000010000000000000002\nend_wal=000000010000000000000003\nend_time=2026-11-20 00:10:00+00:00\n",
+    );
+    info(
+        "20261121T000000",
+        "status=DONE\nbackup_name=second\nsize=2000\nbegin_wal=000000010000000000000005\nend_wal=000000010000000000000005\nend_time=2026-11-21 00:10:00.5+00:00\n",
+    );
+    info(
+        "20261122T000000",
+        "status=DONE\nsize=3000\nbegin_wal=000000010000000000000007\nend_wal=000000010000000000000008\nend_time=2026-11-22 00:10:00+00:00\n",
+    );
+    info("20261122T010000", "status=STARTED\n");
+    info(
+        "20261122T020000",
+        "status=FAILED\nerror=failure copy (boom)\n",
+    );
+    scratch.write("home/pg/meta/20261121T000000-keep", "standalone\n");
+    let xlogdb: String = (2..=9)
+        .map(|n| format!("0000000100000000000000{n:02X}\t100\t1795312965.5\tgzip\tNone\n"))
+        .collect();
+    scratch.write("home/pg/wals/pg-xlog.db", &xlogdb);
+}
+
+#[test]
+fn list_backups_matches_barmans_lines() {
+    let scratch = Scratch::new(&SERVERS.replace("REDUNDANCY 2", "REDUNDANCY 1"));
+    catalogue(&scratch);
+    let out = scratch.barman(&["list-backups", "pg"]).ok().to_string();
+    assert_eq!(
+        out,
+        "pg 20261122T020000 - F - FAILED
+pg 20261122T010000 - F - STARTED
+pg 20261122T000000 - F - Sun Nov 22 00:10:00 2026 - Size: 3.1 KiB - WAL Size: 100 B
+pg 20261121T000000 'second' - F - Sat Nov 21 00:10:00 2026 - Size: 2.1 KiB - WAL Size: 300 B - KEEP:STANDALONE
+pg 20261120T000000 - F - Fri Nov 20 00:10:00 2026 - Size: 1.2 KiB - WAL Size: 200 B - OBSOLETE
+"
+    );
+    let out = scratch
+        .barman(&["list-backup", "--minimal", "all"])
+        .ok()
+        .to_string();
+    assert_eq!(
+        out,
+        "20261122T020000\n20261122T010000\n20261122T000000\n20261121T000000\n20261120T000000\n"
+    );
+}
+
+#[test]
+fn list_backups_in_json() {
+    let scratch = Scratch::new(&SERVERS.replace("REDUNDANCY 2", "REDUNDANCY 1"));
+    catalogue(&scratch);
+    let out = scratch
+        .barman(&["-f", "json", "list-backups", "pg", "old"])
+        .ok()
+        .to_string();
+    let doc: Value = serde_json::from_str(&out).expect("valid JSON");
+    assert_eq!(doc["old"], Value::Array(vec![]));
+    let rows = doc["pg"].as_array().unwrap();
+    assert_eq!(rows.len(), 5);
+    assert_eq!(
+        rows[0],
+        serde_json::json!({"backup_id": "20261122T020000", "backup_type": "full", "status": "FAILED"})
+    );
+    assert_eq!(
+        rows[3],
+        serde_json::json!({
+            "backup_id": "20261121T000000",
+            "backup_name": "second",
+            "backup_type": "full",
+            "end_time": "Sat Nov 21 00:10:00 2026",
+            "end_time_timestamp": "1795219800",
+            "retention_status": "KEEP:STANDALONE",
+            "size": "2.1 KiB",
+            "size_bytes": 2100,
+            "status": "DONE",
+            "wal_size": "300 B",
+            "wal_size_bytes": 300
+        })
+    );
+    assert_eq!(rows[2]["retention_status"], "-");
+}
+
+#[test]
+fn list_backups_without_a_policy_shows_no_retention_status() {
+    let scratch = Scratch::new(&SERVERS.replace("retention_policy = REDUNDANCY 2\n", ""));
+    catalogue(&scratch);
+    let out = scratch.barman(&["list-backups", "pg"]).ok().to_string();
+    assert!(!out.contains("OBSOLETE") && !out.contains("KEEP"), "{out}");
+}

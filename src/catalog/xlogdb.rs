@@ -1,0 +1,292 @@
+//! The WAL catalogue `xlog.db` (BARMAN.md §3.4): one archived file per line,
+//! `name \t size \t mtime \t compression \t encryption`, in archive order.
+//! Barman 3.13+ keeps it as `<xlogdb_directory>/<server>-xlog.db`, older versions as
+//! `<wals_directory>/xlog.db`; readers accept 3, 4 or 5 columns.
+
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use crate::config::ServerConfig;
+use crate::output::json::python_float;
+
+/// One line of `xlog.db`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct XlogEntry {
+    /// The file name: a segment, `.history`, `.backup` or `.partial`.
+    pub name: String,
+    /// Bytes stored (after compression).
+    pub size: u64,
+    /// Modification time of the source file, seconds since the epoch.
+    pub time: f64,
+    /// The compression, if any.
+    pub compression: Option<String>,
+    /// The encryption, if any.
+    pub encryption: Option<String>,
+}
+
+impl XlogEntry {
+    /// Parse one line.
+    pub fn parse(line: &str) -> Result<XlogEntry, String> {
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        let (name, size, time, compression, encryption) = match parts.as_slice() {
+            [n, s, t] => (*n, *s, *t, None, None),
+            [n, s, t, c] => (*n, *s, *t, Some(*c), None),
+            [n, s, t, c, e] => (*n, *s, *t, Some(*c), Some(*e)),
+            _ => return Err(format!("cannot parse line: {line:?}")),
+        };
+        let opt = |v: Option<&str>| v.filter(|v| *v != "None").map(str::to_string);
+        Ok(XlogEntry {
+            name: name.to_string(),
+            size: size
+                .parse()
+                .map_err(|_| format!("bad size {size:?} in line {line:?}"))?,
+            time: time
+                .parse()
+                .map_err(|_| format!("bad time {time:?} in line {line:?}"))?,
+            compression: opt(compression),
+            encryption: opt(encryption),
+        })
+    }
+
+    /// The line as Barman 3.13+ writes it (with its newline).
+    pub fn to_line(&self) -> String {
+        format!(
+            "{}\t{}\t{}\t{}\t{}\n",
+            self.name,
+            self.size,
+            python_float(self.time),
+            self.compression.as_deref().unwrap_or("None"),
+            self.encryption.as_deref().unwrap_or("None")
+        )
+    }
+
+    /// Whether this is a timeline history file.
+    pub fn is_history(&self) -> bool {
+        self.name.ends_with(".history")
+    }
+
+    /// Whether this is a plain WAL segment (24 hex digits).
+    pub fn is_segment(&self) -> bool {
+        self.name.len() == 24 && super::is_wal_file_name(&self.name)
+    }
+}
+
+/// Where a server's `xlog.db` is: `<xlogdb_directory>/<server>-xlog.db`, or the
+/// older `<wals_directory>/xlog.db` when only that one exists.
+pub fn path(server: &ServerConfig) -> PathBuf {
+    let dir = server
+        .path("xlogdb_directory")
+        .or_else(|| server.path("wals_directory"))
+        .unwrap_or(Path::new("."));
+    let current = dir.join(format!("{}-xlog.db", server.name));
+    if !current.exists() {
+        if let Some(wals) = server.path("wals_directory") {
+            let old = wals.join("xlog.db");
+            if old.exists() {
+                return old;
+            }
+        }
+    }
+    current
+}
+
+/// Read every entry of a server's `xlog.db` (none when it does not exist yet).
+pub fn read(server: &ServerConfig) -> Result<Vec<XlogEntry>> {
+    read_file(&path(server))
+}
+
+/// Read every entry of an `xlog.db` file.
+pub fn read_file(path: &Path) -> Result<Vec<XlogEntry>> {
+    let file = match fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("open {}", path.display())),
+    };
+    let mut entries = Vec::new();
+    for (index, line) in BufReader::new(file).lines().enumerate() {
+        let line = line.with_context(|| format!("read {}", path.display()))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let entry = XlogEntry::parse(&line).map_err(|why| {
+            anyhow::anyhow!(
+                "{}, line {}: {why}; run 'barman rebuild-xlogdb' to rebuild it from the WAL archive",
+                path.display(),
+                index + 1
+            )
+        })?;
+        entries.push(entry);
+    }
+    Ok(entries)
+}
+
+/// Append entries and fsync, as the archiver does after each file.
+pub fn append(path: &Path, entries: &[XlogEntry]) -> Result<()> {
+    let mut file = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("open {}", path.display()))?;
+    for entry in entries {
+        file.write_all(entry.to_line().as_bytes())
+            .with_context(|| format!("append to {}", path.display()))?;
+    }
+    file.sync_all()
+        .with_context(|| format!("fsync {}", path.display()))
+}
+
+/// WAL statistics of one backup, as Barman's `get_wal_info` computes them from
+/// `xlog.db`: the segments from `begin_wal` to `end_wal` (needed to restore it) and
+/// those after it up to the next backup's `end_wal` (on its timeline or older).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WalInfo {
+    /// Segments from begin_wal to end_wal.
+    pub wal_num: u64,
+    /// Their stored size.
+    pub wal_size: u64,
+    /// Segments after end_wal, up to the next backup.
+    pub wal_until_next_num: u64,
+    /// Their stored size.
+    pub wal_until_next_size: u64,
+    /// The first segment (begin_wal) if archived, and its time.
+    pub wal_first: Option<(String, f64)>,
+    /// The last segment counted, and its time.
+    pub wal_last: Option<(String, f64)>,
+}
+
+/// Compute [`WalInfo`] for a backup from the `xlog.db` entries.
+pub fn wal_info(
+    begin_wal: &str,
+    end_wal: &str,
+    next_end_wal: Option<&str>,
+    entries: &[XlogEntry],
+) -> WalInfo {
+    let mut info = WalInfo::default();
+    let timeline = &begin_wal[..begin_wal.len().min(8)];
+    for entry in entries {
+        if !entry.is_segment() || entry.name.as_str() < begin_wal {
+            continue;
+        }
+        if &entry.name[..8] > timeline {
+            continue;
+        }
+        if next_end_wal.is_some_and(|next| entry.name.as_str() > next) {
+            break;
+        }
+        if entry.name == begin_wal {
+            info.wal_first = Some((entry.name.clone(), entry.time));
+        }
+        if entry.name.as_str() <= end_wal {
+            info.wal_num += 1;
+            info.wal_size += entry.size;
+        } else {
+            info.wal_until_next_num += 1;
+            info.wal_until_next_size += entry.size;
+        }
+        info.wal_last = Some((entry.name.clone(), entry.time));
+    }
+    info
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_of_every_generation_parse() {
+        let e =
+            XlogEntry::parse("00000001000000000000000B\t2042064\t1795312965.981544\tgzip\tNone")
+                .unwrap();
+        assert_eq!(e.size, 2042064);
+        assert_eq!(e.compression.as_deref(), Some("gzip"));
+        assert_eq!(e.encryption, None);
+        assert_eq!(
+            e.to_line(),
+            "00000001000000000000000B\t2042064\t1795312965.981544\tgzip\tNone\n"
+        );
+        let old = XlogEntry::parse("00000002.history\t42\t1795312965.0\tNone").unwrap();
+        assert!(old.is_history() && !old.is_segment());
+        assert_eq!(
+            old.to_line(),
+            "00000002.history\t42\t1795312965.0\tNone\tNone\n"
+        );
+        let oldest = XlogEntry::parse("000000010000000000000002 16777216 1700000000.5").unwrap();
+        assert!(oldest.is_segment());
+        assert_eq!(oldest.compression, None);
+    }
+
+    fn entry(name: &str, size: u64) -> XlogEntry {
+        XlogEntry {
+            name: name.into(),
+            size,
+            time: 1.0,
+            compression: None,
+            encryption: None,
+        }
+    }
+
+    #[test]
+    fn wal_info_splits_required_and_following_segments() {
+        let entries = vec![
+            entry("000000010000000000000002", 1),
+            entry("000000010000000000000003", 10),
+            entry("000000010000000000000004", 100),
+            entry("000000010000000000000004.00000028.backup", 7),
+            entry("00000002.history", 5),
+            entry("000000010000000000000005", 1000),
+            entry("000000020000000000000005", 20000),
+            entry("000000010000000000000006", 10000),
+            entry("000000010000000000000007", 100000),
+        ];
+        let info = wal_info(
+            "000000010000000000000003",
+            "000000010000000000000004",
+            Some("000000010000000000000006"),
+            &entries,
+        );
+        assert_eq!((info.wal_num, info.wal_size), (2, 110));
+        assert_eq!(
+            (info.wal_until_next_num, info.wal_until_next_size),
+            (2, 11000)
+        );
+        assert_eq!(info.wal_first.unwrap().0, "000000010000000000000003");
+        assert_eq!(info.wal_last.unwrap().0, "000000010000000000000006");
+        let last = wal_info(
+            "000000010000000000000003",
+            "000000010000000000000004",
+            None,
+            &entries,
+        );
+        assert_eq!(last.wal_until_next_size, 111000);
+    }
+
+    #[test]
+    fn malformed_lines_are_rejected() {
+        assert!(XlogEntry::parse("only two").is_err());
+        assert!(XlogEntry::parse("a b c d e f").is_err());
+        assert!(XlogEntry::parse("000000010000000000000002\tbig\t1.0").is_err());
+        assert!(XlogEntry::parse("000000010000000000000002\t1\tlate").is_err());
+    }
+
+    #[test]
+    fn append_then_read_round_trips_and_a_bad_line_names_the_rebuild() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pg-xlog.db");
+        let entry = XlogEntry {
+            name: "000000010000000000000003".into(),
+            size: 16 << 20,
+            time: 1795312965.25,
+            compression: None,
+            encryption: None,
+        };
+        append(&path, std::slice::from_ref(&entry)).unwrap();
+        assert_eq!(read_file(&path).unwrap(), vec![entry]);
+        fs::write(&path, "garbage\n").unwrap();
+        let e = read_file(&path).unwrap_err().to_string();
+        assert!(e.contains("line 1") && e.contains("rebuild-xlogdb"), "{e}");
+        assert!(read_file(&dir.path().join("missing")).unwrap().is_empty());
+    }
+}
