@@ -84,6 +84,60 @@ pub fn read_keep(
     Ok(None)
 }
 
+/// Resolve what a user typed as a backup: an id, a shortcut (`latest`/`last`,
+/// `oldest`/`first`, `last-failed`, `latest-full`/`last-full`) or a backup name.
+/// The error is the message Barman prints.
+pub fn resolve_backup_id(
+    server: &str,
+    backups: &BTreeMap<String, BackupInfo>,
+    wanted: &str,
+) -> std::result::Result<String, String> {
+    let copy_done = |b: &&BackupInfo| {
+        matches!(
+            b.status,
+            Some(BackupStatus::Done | BackupStatus::WaitingForWals)
+        )
+    };
+    let found = match wanted {
+        "latest" | "last" => backups.values().rev().find(copy_done),
+        "oldest" | "first" => backups.values().find(copy_done),
+        "last-failed" => backups
+            .values()
+            .rev()
+            .find(|b| b.status == Some(BackupStatus::Failed)),
+        "latest-full" | "last-full" => backups
+            .values()
+            .rev()
+            .filter(copy_done)
+            .find(|b| b.parent_backup_id.is_none()),
+        id if is_backup_id(id) => {
+            return if backups.contains_key(id) {
+                Ok(id.to_string())
+            } else {
+                Err(format!("Unknown backup '{id}' for server '{server}'"))
+            };
+        }
+        name => {
+            let named: Vec<&String> = backups
+                .iter()
+                .filter(|(_, b)| b.backup_name.as_deref() == Some(name))
+                .map(|(id, _)| id)
+                .collect();
+            return match named.as_slice() {
+                [id] => Ok((*id).clone()),
+                [] => Err(format!("Unknown backup '{name}' for server '{server}'")),
+                many => Err(format!(
+                    "Multiple backups found matching name '{name}' (try using backup ID instead): {}",
+                    many.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ")
+                )),
+            };
+        }
+    };
+    found
+        .map(|b| b.backup_id.clone())
+        .ok_or_else(|| format!("Unknown backup '{wanted}' for server '{server}'"))
+}
+
 fn list_dir_names(dir: &Path) -> std::io::Result<Vec<String>> {
     match fs::read_dir(dir) {
         Ok(entries) => {
@@ -260,6 +314,54 @@ mod tests {
         ] {
             assert!(!is_wal_file_name(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn backup_ids_resolve_from_shortcuts_and_names() {
+        let mut backups = BTreeMap::new();
+        for (id, status, name, parent) in [
+            ("20260101T000000", BackupStatus::Done, Some("first"), None),
+            ("20260102T000000", BackupStatus::Failed, None, None),
+            ("20260103T000000", BackupStatus::Done, Some("twin"), None),
+            (
+                "20260104T000000",
+                BackupStatus::WaitingForWals,
+                Some("twin"),
+                Some("20260103T000000"),
+            ),
+            ("20260105T000000", BackupStatus::Started, None, None),
+        ] {
+            backups.insert(
+                id.to_string(),
+                BackupInfo {
+                    backup_id: id.into(),
+                    status: Some(status),
+                    backup_name: name.map(String::from),
+                    parent_backup_id: parent.map(String::from),
+                    ..BackupInfo::default()
+                },
+            );
+        }
+        let r = |w: &str| resolve_backup_id("pg", &backups, w);
+        assert_eq!(r("latest").unwrap(), "20260104T000000");
+        assert_eq!(r("last-full").unwrap(), "20260103T000000");
+        assert_eq!(r("oldest").unwrap(), "20260101T000000");
+        assert_eq!(r("last-failed").unwrap(), "20260102T000000");
+        assert_eq!(r("first").unwrap(), "20260101T000000");
+        assert_eq!(r("20260105T000000").unwrap(), "20260105T000000");
+        assert_eq!(
+            r("20990101T000000").unwrap_err(),
+            "Unknown backup '20990101T000000' for server 'pg'"
+        );
+        assert_eq!(
+            r("nope").unwrap_err(),
+            "Unknown backup 'nope' for server 'pg'"
+        );
+        assert_eq!(
+            r("twin").unwrap_err(),
+            "Multiple backups found matching name 'twin' (try using backup ID instead): 20260103T000000 20260104T000000"
+        );
+        assert!(resolve_backup_id("pg", &BTreeMap::new(), "latest").is_err());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{ArgGroup, Parser, Subcommand, ValueEnum};
 
 use crate::output::Format;
 
@@ -80,6 +80,24 @@ pub enum Command {
         minimal: bool,
     },
 
+    /// Mark a backup to be kept forever (archival), show or release the mark.
+    #[command(group(ArgGroup::new("action").required(true).args(["release", "status", "target"])))]
+    Keep {
+        /// The server name.
+        server_name: String,
+        /// The backup id, a shortcut (latest, oldest, last-failed, latest-full) or a name.
+        backup_id: String,
+        /// Release the keep mark: retention may delete the backup again.
+        #[arg(short = 'r', long)]
+        release: bool,
+        /// Show the keep mark: full, standalone or nokeep.
+        #[arg(short = 's', long)]
+        status: bool,
+        /// Keep the backup with all WAL after it (full) or only the WAL it needs (standalone).
+        #[arg(long, value_enum)]
+        target: Option<KeepTargetArg>,
+    },
+
     /// List available servers, with useful information.
     #[command(visible_alias = "list-server")]
     ListServers {
@@ -102,4 +120,13 @@ pub enum Command {
         #[arg(long)]
         show_config_source: bool,
     },
+}
+
+/// `keep --target` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KeepTargetArg {
+    /// The backup and every WAL file after it (recovery to any later point).
+    Full,
+    /// The backup and only the WAL it needs to be consistent.
+    Standalone,
 }

@@ -3,6 +3,7 @@
 //! inactive and disabled servers.
 
 pub mod diagnose;
+pub mod keep;
 pub mod list_backups;
 pub mod list_servers;
 pub mod show_servers;
@@ -32,6 +33,21 @@ pub fn dispatch(ctx: &mut Context, command: Command) -> Result<()> {
             minimal,
         } => list_backups::run(ctx, &server_name, minimal),
         Command::ListServers { minimal } => list_servers::run(ctx, minimal),
+        Command::Keep {
+            server_name,
+            backup_id,
+            release,
+            status,
+            target,
+        } => {
+            let action = match (release, status, target) {
+                (true, _, _) => keep::KeepAction::Release,
+                (_, true, _) => keep::KeepAction::Status,
+                (_, _, Some(target)) => keep::KeepAction::Keep(target),
+                _ => unreachable!("clap requires one of --release, --status, --target"),
+            };
+            keep::run(ctx, &server_name, &backup_id, action)
+        }
         Command::ShowServers { server_name } => show_servers::run(ctx, &server_name),
         Command::Diagnose { show_config_source } => diagnose::run(ctx, show_config_source),
     }
@@ -87,6 +103,40 @@ pub fn select_servers<'c>(
         }
     }
     Ok(selected)
+}
+
+/// The one server a single-server command works on, with Barman's rules: `all` is
+/// refused, an unknown server is a usage error, an inactive server is skipped with a
+/// message, and a disabled one is refused with its reasons. `None` means "stop".
+pub fn select_one_server<'c>(
+    config: &'c Config,
+    out: &mut Output,
+    name: &str,
+) -> Result<Option<&'c ServerConfig>> {
+    if name == "all" {
+        return Err(UsageError::new(
+            "You cannot use 'all' in a single server context",
+            "name one server",
+        )
+        .into());
+    }
+    let Some(server) = select_servers(config, out, &[name.to_string()])?
+        .into_iter()
+        .next()
+    else {
+        return Ok(None);
+    };
+    if !server.active() {
+        out.info(&format!("Skipping inactive server '{}'", server.name));
+        return Ok(None);
+    }
+    if server.disabled() {
+        for message in &server.msg_list {
+            out.error(message);
+        }
+        return Ok(None);
+    }
+    Ok(Some(server))
 }
 
 /// Every configured server, sorted by name, with its warnings printed.

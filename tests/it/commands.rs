@@ -326,3 +326,99 @@ fn list_backups_without_a_policy_shows_no_retention_status() {
     let out = scratch.barman(&["list-backups", "pg"]).ok().to_string();
     assert!(!out.contains("OBSOLETE") && !out.contains("KEEP"), "{out}");
 }
+
+#[test]
+fn keep_marks_shows_and_releases_a_backup() {
+    let scratch = Scratch::new(&SERVERS.replace("REDUNDANCY 2", "REDUNDANCY 1"));
+    catalogue(&scratch);
+    let status = |s: &Scratch, id: &str| s.barman(&["keep", "--status", "pg", id]).ok().to_string();
+    assert_eq!(status(&scratch, "latest"), "Server pg:\n\tKeep: nokeep\n");
+    assert_eq!(
+        status(&scratch, "second"),
+        "Server pg:\n\tKeep: standalone\n"
+    );
+
+    scratch
+        .barman(&["keep", "--target", "full", "pg", "oldest"])
+        .ok();
+    let mark = scratch.home().join("pg/meta/20261120T000000-keep");
+    assert_eq!(std::fs::read_to_string(&mark).unwrap(), "full");
+    assert_eq!(
+        status(&scratch, "20261120T000000"),
+        "Server pg:\n\tKeep: full\n"
+    );
+    let list = scratch.barman(&["list-backups", "pg"]).ok().to_string();
+    assert!(
+        list.lines().last().unwrap().ends_with(" - KEEP:FULL"),
+        "{list}"
+    );
+
+    scratch
+        .barman(&["keep", "-r", "pg", "20261120T000000"])
+        .ok();
+    assert!(!mark.exists());
+    assert_eq!(
+        status(&scratch, "20261120T000000"),
+        "Server pg:\n\tKeep: nokeep\n"
+    );
+
+    let json = scratch
+        .barman(&["-f", "json", "keep", "-s", "pg", "second"])
+        .ok()
+        .to_string();
+    assert_eq!(
+        json,
+        "{\"pg\": {\"keep_status\": {\"description\": \"Keep\", \"message\": \"standalone\"}}}\n"
+    );
+}
+
+#[test]
+fn keep_moves_an_old_layout_annotation_to_meta() {
+    let scratch = Scratch::new(SERVERS);
+    catalogue(&scratch);
+    let old = scratch.write(
+        "home/pg/base/20261122T000000/annotations/keep",
+        "standalone",
+    );
+    assert!(scratch
+        .barman(&["keep", "-s", "pg", "20261122T000000"])
+        .ok()
+        .contains("standalone"));
+    scratch
+        .barman(&["keep", "--target", "full", "pg", "20261122T000000"])
+        .ok();
+    assert!(!old.exists());
+    assert_eq!(
+        std::fs::read_to_string(scratch.home().join("pg/meta/20261122T000000-keep")).unwrap(),
+        "full"
+    );
+}
+
+#[test]
+fn keep_refuses_what_cannot_be_kept() {
+    let scratch = Scratch::new(SERVERS);
+    catalogue(&scratch);
+    scratch
+        .barman(&["keep", "--target", "full", "pg", "last-failed"])
+        .code(1)
+        .stderr_has("ERROR: Cannot add keep to backup 20261122T020000 because it has status FAILED. Only backups with status DONE can be kept.");
+    scratch
+        .barman(&["keep", "--target", "full", "pg", "20260101T000000"])
+        .code(1)
+        .stderr_has("ERROR: Unknown backup '20260101T000000' for server 'pg'");
+    scratch
+        .barman(&["keep", "pg", "latest"])
+        .code(2)
+        .stderr_has("the following required arguments were not provided");
+    scratch
+        .barman(&["keep", "--target", "full", "all", "latest"])
+        .code(2)
+        .stderr_has("You cannot use 'all' in a single server context");
+    scratch
+        .barman(&["keep", "--status", "broken", "latest"])
+        .code(1)
+        .stderr_has(
+            "ERROR: PostgreSQL connection: Missing 'conninfo' parameter for server 'broken'",
+        );
+    assert!(!scratch.home().join("pg/meta/20261122T020000-keep").exists());
+}
