@@ -157,6 +157,42 @@ pub struct WalInfo {
     pub wal_last: Option<(String, f64)>,
 }
 
+impl WalInfo {
+    /// Segments archived per second between begin_wal and the last segment (0 when
+    /// the backup's first segment is not archived or no time passed).
+    pub fn wals_per_second(&self) -> f64 {
+        match (&self.wal_first, &self.wal_last) {
+            (Some((_, first)), Some((_, last))) if last > first => {
+                (self.wal_num + self.wal_until_next_num) as f64 / (last - first)
+            }
+            _ => 0.0,
+        }
+    }
+
+    /// How much compression saved on the backup's own segments (0 to 1).
+    pub fn wal_compression_ratio(&self, segment_size: u64) -> f64 {
+        ratio(self.wal_first.is_some(), self.wal_num, self.wal_size, segment_size)
+    }
+
+    /// How much compression saved on the segments after the backup (0 to 1).
+    pub fn wal_until_next_compression_ratio(&self, segment_size: u64) -> f64 {
+        ratio(
+            self.wal_first.is_some(),
+            self.wal_until_next_num,
+            self.wal_until_next_size,
+            segment_size,
+        )
+    }
+}
+
+fn ratio(complete: bool, count: u64, size: u64, segment_size: u64) -> f64 {
+    let theoretical = count as f64 * segment_size as f64;
+    if !complete || theoretical == 0.0 {
+        return 0.0;
+    }
+    1.0 - size as f64 / theoretical
+}
+
 /// Compute [`WalInfo`] for a backup from the `xlog.db` entries.
 pub fn wal_info(
     begin_wal: &str,

@@ -106,6 +106,15 @@ pub enum Command {
         minimal: bool,
     },
 
+    /// Show everything known about one backup.
+    #[command(visible_alias = "show-backups")]
+    ShowBackup {
+        /// The server name.
+        server_name: String,
+        /// The backup id, a shortcut (latest, oldest, last-failed, latest-full) or a name.
+        backup_id: String,
+    },
+
     /// Show all configuration parameters for the specified servers.
     #[command(visible_alias = "show-server")]
     ShowServers {

@@ -6,6 +6,7 @@ pub mod diagnose;
 pub mod keep;
 pub mod list_backups;
 pub mod list_servers;
+pub mod show_backup;
 pub mod show_servers;
 
 use std::collections::BTreeSet;
@@ -48,6 +49,10 @@ pub fn dispatch(ctx: &mut Context, command: Command) -> Result<()> {
             };
             keep::run(ctx, &server_name, &backup_id, action)
         }
+        Command::ShowBackup {
+            server_name,
+            backup_id,
+        } => show_backup::run(ctx, &server_name, &backup_id),
         Command::ShowServers { server_name } => show_servers::run(ctx, &server_name),
         Command::Diagnose { show_config_source } => diagnose::run(ctx, show_config_source),
     }

@@ -422,3 +422,144 @@ fn keep_refuses_what_cannot_be_kept() {
         );
     assert!(!scratch.home().join("pg/meta/20261122T020000-keep").exists());
 }
+
+#[test]
+fn show_backup_prints_barmans_sections() {
+    let scratch = Scratch::new(&SERVERS.replace("REDUNDANCY 2", "REDUNDANCY 1"));
+    catalogue(&scratch);
+    // A complete backup.info, as Barman 3.17 writes it.
+    scratch.write(
+        "home/pg/meta/20261121T000000-backup.info",
+        "backup_label='START WAL LOCATION: 0/5000028 (file 000000010000000000000005)\\n'
+backup_name=second
+begin_offset=40
+begin_time=2026-11-21 00:09:54.723992+00:00
+begin_wal=000000010000000000000005
+begin_xlog=0/5000028
+children_backup_ids=None
+cluster_size=102214189
+compression=None
+config_file=/srv/pg/data/postgresql.conf
+copy_stats={'copy_time': 5.79283, 'total_time': 5.79283}
+data_checksums=on
+deduplicated_size=102036932
+encryption=None
+end_offset=0
+end_time=2026-11-21 00:10:00.5+00:00
+end_wal=000000010000000000000005
+end_xlog=0/6000000
+error=None
+hba_file=/srv/pg/data/pg_hba.conf
+ident_file=/srv/pg/data/pg_ident.conf
+included_files=None
+mode=postgres
+parent_backup_id=None
+pgdata=/srv/pg/data
+server_name=pg
+size=102036932
+status=DONE
+summarize_wal=None
+systemid=7710809247697520226
+tablespaces=[('tbs1', 16412, '/srv/pg/tbs1')]
+timeline=1
+version=150020
+xlog_segment_size=16777216
+",
+    );
+    let out = scratch
+        .barman(&["show-backup", "pg", "second"])
+        .ok()
+        .to_string();
+    let expected = "Backup 20261121T000000:
+  Backup Name            : second
+  Server Name            : pg
+  System Id              : 7710809247697520226
+  Status                 : DONE
+  PostgreSQL Version     : 150020
+  PGDATA directory       : /srv/pg/data
+  Estimated Cluster Size : 97.5 MiB
+
+  Server information:
+    Checksums            : on
+
+  Tablespaces:
+    tbs1                 : /srv/pg/tbs1 (oid: 16412)
+
+  Base backup information:
+    Backup Method        : postgres
+    Backup Type          : full
+    Backup Size          : 97.3 MiB (97.3 MiB with WALs)
+    WAL Size             : 100 B
+    Timeline             : 1
+    Begin WAL            : 000000010000000000000005
+    End WAL              : 000000010000000000000005
+    Number of WALs       : 1
+    WAL compression ratio: 100.00%
+    Begin time           : 2026-11-21 00:09:54.723992+00:00
+    End time             : 2026-11-21 00:10:00.500000+00:00
+    Copy time            : 5 seconds
+    Estimated throughput : 16.8 MiB/s
+    Begin Offset         : 40
+    End Offset           : 0
+    Begin LSN            : 0/5000028
+    End LSN              : 0/6000000
+
+  WAL information:
+    Number of files      : 3
+    Disk usage           : 300 B
+    Compression ratio    : 100.00%
+    Last available       : 000000010000000000000008
+
+  Catalog information:
+    Retention Policy     : KEEP:STANDALONE
+    Previous Backup      : 20261120T000000
+    Next Backup          : 20261122T000000
+";
+    assert_eq!(out, expected);
+
+    let json = scratch
+        .barman(&["-f", "json", "show-backup", "pg", "20261121T000000"])
+        .ok()
+        .to_string();
+    let doc: Value = serde_json::from_str(&json).unwrap();
+    let pg = &doc["pg"];
+    assert_eq!(pg["backup_id"], "20261121T000000");
+    assert_eq!(pg["system_id"], "7710809247697520226");
+    assert_eq!(
+        pg["base_backup_information"]["backup_size_bytes"],
+        102036932
+    );
+    assert_eq!(
+        pg["base_backup_information"]["backup_size_with_wals_bytes"],
+        102037032
+    );
+    assert_eq!(pg["base_backup_information"]["copy_time_seconds"], 5.79283);
+    assert_eq!(
+        pg["catalog_information"]["retention_policy"],
+        "KEEP:STANDALONE"
+    );
+    assert_eq!(
+        pg["catalog_information"]["children_backup_ids"],
+        Value::Null
+    );
+    assert_eq!(pg["tablespaces"][0]["oid"], 16412);
+    assert_eq!(pg["wal_information"]["no_of_files"], 3);
+}
+
+#[test]
+fn show_backup_of_a_failed_backup_shows_the_error() {
+    let scratch = Scratch::new(SERVERS);
+    catalogue(&scratch);
+    let out = scratch
+        .barman(&["show-backup", "pg", "last-failed"])
+        .ok()
+        .to_string();
+    assert_eq!(
+        out,
+        "Backup 20261122T020000:\n  Server Name            : pg\n  Status                 : FAILED\n\n  Error                  : failure copy (boom)\n"
+    );
+    scratch
+        .barman(&["show-backup", "pg", "nope"])
+        .code(1)
+        .stderr_has("ERROR: Unknown backup 'nope' for server 'pg'");
+}
