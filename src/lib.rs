@@ -11,6 +11,7 @@ pub mod commands;
 pub mod config;
 pub mod error;
 pub mod fsutil;
+pub mod hooks;
 pub mod logging;
 pub mod output;
 pub mod retention;

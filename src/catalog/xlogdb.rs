@@ -171,7 +171,12 @@ impl WalInfo {
 
     /// How much compression saved on the backup's own segments (0 to 1).
     pub fn wal_compression_ratio(&self, segment_size: u64) -> f64 {
-        ratio(self.wal_first.is_some(), self.wal_num, self.wal_size, segment_size)
+        ratio(
+            self.wal_first.is_some(),
+            self.wal_num,
+            self.wal_size,
+            segment_size,
+        )
     }
 
     /// How much compression saved on the segments after the backup (0 to 1).

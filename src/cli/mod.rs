@@ -123,6 +123,14 @@ pub enum Command {
         server_name: Vec<String>,
     },
 
+    /// Delete a backup, its incremental backups and the WAL no backup needs any more.
+    Delete {
+        /// The server name.
+        server_name: String,
+        /// The backup id, a shortcut (latest, oldest, last-failed, latest-full) or a name.
+        backup_id: String,
+    },
+
     /// Diagnostic information in JSON: configuration, catalogue and system.
     Diagnose {
         /// Include the configuration file each setting comes from.

@@ -2,6 +2,7 @@
 //! configuration and output) and server selection with Barman's rules for unknown,
 //! inactive and disabled servers.
 
+pub mod delete;
 pub mod diagnose;
 pub mod keep;
 pub mod list_backups;
@@ -54,6 +55,10 @@ pub fn dispatch(ctx: &mut Context, command: Command) -> Result<()> {
             backup_id,
         } => show_backup::run(ctx, &server_name, &backup_id),
         Command::ShowServers { server_name } => show_servers::run(ctx, &server_name),
+        Command::Delete {
+            server_name,
+            backup_id,
+        } => delete::run(ctx, &server_name, &backup_id),
         Command::Diagnose { show_config_source } => diagnose::run(ctx, show_config_source),
     }
 }
@@ -118,6 +123,25 @@ pub fn select_one_server<'c>(
     out: &mut Output,
     name: &str,
 ) -> Result<Option<&'c ServerConfig>> {
+    select_one(config, out, name, false)
+}
+
+/// Like [`select_one_server`], but an inactive server is worked on too (catalogue
+/// commands such as `delete`).
+pub fn select_one_server_allowing_inactive<'c>(
+    config: &'c Config,
+    out: &mut Output,
+    name: &str,
+) -> Result<Option<&'c ServerConfig>> {
+    select_one(config, out, name, true)
+}
+
+fn select_one<'c>(
+    config: &'c Config,
+    out: &mut Output,
+    name: &str,
+    allow_inactive: bool,
+) -> Result<Option<&'c ServerConfig>> {
     if name == "all" {
         return Err(UsageError::new(
             "You cannot use 'all' in a single server context",
@@ -131,7 +155,7 @@ pub fn select_one_server<'c>(
     else {
         return Ok(None);
     };
-    if !server.active() {
+    if !server.active() && !allow_inactive {
         out.info(&format!("Skipping inactive server '{}'", server.name));
         return Ok(None);
     }

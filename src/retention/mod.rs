@@ -6,6 +6,8 @@
 //! non-incremental backups count; other backups are `-`; incremental backups take the
 //! status of their root.
 
+pub mod wal;
+
 use std::collections::BTreeMap;
 use std::fmt;
 

@@ -563,3 +563,155 @@ fn show_backup_of_a_failed_backup_shows_the_error() {
         .code(1)
         .stderr_has("ERROR: Unknown backup 'nope' for server 'pg'");
 }
+
+/// The catalogue of [`catalogue`] with real files: a data directory per backup and
+/// the WAL files xlog.db lists.
+fn catalogue_with_files(scratch: &Scratch) {
+    catalogue(scratch);
+    for id in ["20261120T000000", "20261121T000000", "20261122T000000"] {
+        scratch.write(&format!("home/pg/base/{id}/data/PG_VERSION"), "15\n");
+    }
+    for n in 2..=9 {
+        scratch.write(
+            &format!("home/pg/wals/0000000100000000/0000000100000000000000{n:02X}"),
+            "wal",
+        );
+    }
+}
+
+fn wal_names(scratch: &Scratch) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(scratch.home().join("pg/wals/0000000100000000"))
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+#[test]
+fn delete_the_oldest_backup_removes_its_files_and_the_wal_before_the_next() {
+    let scratch = Scratch::new(SERVERS);
+    catalogue_with_files(&scratch);
+    let hook_log = scratch.path().join("hooks.log");
+    let mut config = std::fs::read_to_string(scratch.config()).unwrap();
+    config = config.replace(
+        "[pg]\n",
+        &format!(
+            "[pg]\npre_delete_script = echo pre $BARMAN_BACKUP_ID prev=$BARMAN_PREVIOUS_ID next=$BARMAN_NEXT_ID $BARMAN_STATUS >> {log}\npost_wal_delete_script = echo wal $BARMAN_SEGMENT >> {log}\n",
+            log = hook_log.display()
+        ),
+    );
+    scratch.write_config(&config);
+    let run = scratch.barman(&["delete", "pg", "oldest"]);
+    let out = run.ok();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "Deleting backup 20261120T000000 for server pg");
+    assert_eq!(
+        lines[1..5],
+        [
+            "Delete associated WAL segments:",
+            "\t000000010000000000000002",
+            "\t000000010000000000000003",
+            "\t000000010000000000000004"
+        ]
+    );
+    assert!(
+        lines[5].starts_with("Deleted backup 20261120T000000 (start time: "),
+        "{out}"
+    );
+    assert_eq!(lines.len(), 6);
+    let home = scratch.home();
+    assert!(!home.join("pg/base/20261120T000000").exists());
+    assert!(!home.join("pg/meta/20261120T000000-backup.info").exists());
+    assert!(!home.join("pg/meta/20261120T000000-delete_this").exists());
+    assert!(home
+        .join("pg/base/20261121T000000/data/PG_VERSION")
+        .exists());
+    assert_eq!(
+        wal_names(&scratch).first().map(String::as_str),
+        Some("000000010000000000000005")
+    );
+    let xlogdb = std::fs::read_to_string(home.join("pg/wals/pg-xlog.db")).unwrap();
+    assert!(xlogdb.starts_with("000000010000000000000005\t"), "{xlogdb}");
+    assert_eq!(xlogdb.lines().count(), 5);
+    assert_eq!(
+        std::fs::read_to_string(&hook_log).unwrap(),
+        "pre 20261120T000000 prev= next=20261121T000000 DONE\nwal 000000010000000000000002\nwal 000000010000000000000003\nwal 000000010000000000000004\n"
+    );
+}
+
+#[test]
+fn deleting_a_backup_with_an_older_one_keeps_all_wal() {
+    let scratch = Scratch::new(SERVERS);
+    catalogue_with_files(&scratch);
+    scratch.barman(&["keep", "--release", "pg", "second"]).ok();
+    let out = scratch.barman(&["delete", "pg", "second"]).ok().to_string();
+    assert!(!out.contains("Delete associated WAL segments"), "{out}");
+    assert_eq!(wal_names(&scratch).len(), 8);
+    assert!(!scratch.home().join("pg/base/20261121T000000").exists());
+}
+
+#[test]
+fn delete_refuses_kept_backups_and_minimum_redundancy() {
+    let scratch = Scratch::new(SERVERS);
+    catalogue_with_files(&scratch);
+    scratch
+        .barman(&["delete", "pg", "second"])
+        .code(1)
+        .stderr_has("WARNING: Skipping delete of backup 20261121T000000 for server pg as it has a current keep request.")
+        .stderr_has("ERROR: Cannot delete backup (pg 20261121T000000)");
+    let config = std::fs::read_to_string(scratch.config())
+        .unwrap()
+        .replace("[pg]\n", "[pg]\nminimum_redundancy = 3\n");
+    scratch.write_config(&config);
+    scratch
+        .barman(&["delete", "pg", "oldest"])
+        .code(1)
+        .stderr_has("WARNING: Skipping delete of backup 20261120T000000 for server pg due to minimum redundancy requirements (minimum redundancy = 3, current redundancy = 3)");
+    assert!(scratch
+        .home()
+        .join("pg/base/20261120T000000/data/PG_VERSION")
+        .exists());
+    assert_eq!(wal_names(&scratch).len(), 8);
+}
+
+#[test]
+fn a_pre_delete_retry_hook_can_veto_the_delete() {
+    let scratch = Scratch::new(SERVERS);
+    catalogue_with_files(&scratch);
+    let config = std::fs::read_to_string(scratch.config())
+        .unwrap()
+        .replace("[pg]\n", "[pg]\npre_delete_retry_script = exit 63\n");
+    scratch.write_config(&config);
+    scratch
+        .barman(&["delete", "pg", "oldest"])
+        .code(1)
+        .stderr_has("asked to stop (exit code 63)");
+    let home = scratch.home();
+    assert!(home
+        .join("pg/base/20261120T000000/data/PG_VERSION")
+        .exists());
+    assert!(home.join("pg/meta/20261120T000000-backup.info").exists());
+    assert!(!home.join("pg/meta/20261120T000000-delete_this").exists());
+}
+
+#[test]
+fn delete_waits_for_no_one_while_a_backup_runs() {
+    let scratch = Scratch::new(SERVERS);
+    catalogue_with_files(&scratch);
+    let lock = barman::fsutil::try_lock(&scratch.home().join(".pg-backup.lock")).unwrap();
+    scratch
+        .barman(&["delete", "pg", "oldest"])
+        .code(1)
+        .stderr_has(
+            "ERROR: Another process in running on server pg. Impossible to delete the backup.",
+        );
+    drop(lock);
+    assert!(scratch
+        .home()
+        .join("pg/base/20261120T000000/data/PG_VERSION")
+        .exists());
+    scratch.barman(&["delete", "pg", "oldest"]).ok();
+}
