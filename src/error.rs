@@ -12,16 +12,31 @@ use crate::config::ConfigError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitStatus {
     /// Everything worked.
-    Success = 0,
+    Success,
     /// The operation failed.
-    Failure = 1,
+    Failure,
     /// Bad usage or configuration.
-    Usage = 2,
+    Usage,
+    /// A command-specific code (`get-wal` uses 3 for a bad WAL name or destination,
+    /// as Barman does).
+    Code(u8),
+}
+
+impl ExitStatus {
+    /// The numeric exit code.
+    pub fn code(self) -> u8 {
+        match self {
+            ExitStatus::Success => 0,
+            ExitStatus::Failure => 1,
+            ExitStatus::Usage => 2,
+            ExitStatus::Code(n) => n,
+        }
+    }
 }
 
 impl From<ExitStatus> for std::process::ExitCode {
     fn from(status: ExitStatus) -> Self {
-        std::process::ExitCode::from(status as u8)
+        std::process::ExitCode::from(status.code())
     }
 }
 

@@ -16,6 +16,7 @@ pub mod logging;
 pub mod output;
 pub mod retention;
 pub mod user;
+pub mod wal;
 
 use std::io::IsTerminal;
 
@@ -67,6 +68,7 @@ pub fn run(args: Vec<std::ffi::OsString>, sink: Box<dyn Sink>) -> ExitStatus {
         Err(e) => (Err(e), out),
     };
     let status = match result {
+        Ok(()) if out.exit_code().is_some() => ExitStatus::Code(out.exit_code().unwrap_or(1)),
         Ok(()) if out.usage_errored() => ExitStatus::Usage,
         Ok(()) if out.errored() => ExitStatus::Failure,
         Ok(()) => ExitStatus::Success,

@@ -69,6 +69,39 @@ pub enum ColorChoice {
 /// The sub-commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Send a WAL file from the archive (decompressed) to standard output or a directory.
+    GetWal {
+        /// The server name.
+        server_name: String,
+        /// The WAL file name.
+        wal_name: String,
+        /// Write the file into this directory instead of standard output.
+        #[arg(
+            short = 'o',
+            long = "output-directory",
+            value_name = "OUTPUT_DIRECTORY"
+        )]
+        output_directory: Option<PathBuf>,
+        /// Also serve the partial file being streamed.
+        #[arg(short = 'P', long)]
+        partial: bool,
+        /// Compress the output with gzip (deprecated).
+        #[arg(short = 'z', short_alias = 'x', long, conflicts_with = "bzip2")]
+        gzip: bool,
+        /// Compress the output with bzip2 (deprecated).
+        #[arg(short = 'j', long)]
+        bzip2: bool,
+        /// Send the file as stored, without decompressing it.
+        #[arg(long)]
+        keep_compression: bool,
+        /// List up to N consecutive archived files from WAL_NAME instead.
+        #[arg(short = 'p', long, value_name = "VALUE", value_parser = clap::value_parser!(u32).range(1..))]
+        peek: Option<u32>,
+        /// Only check that WAL files can be retrieved from the server.
+        #[arg(short = 't', long)]
+        test: bool,
+    },
+
     /// List the backups of the given servers, newest first.
     #[command(visible_alias = "list-backup")]
     ListBackups {

@@ -4,6 +4,7 @@
 
 pub mod delete;
 pub mod diagnose;
+pub mod get_wal;
 pub mod keep;
 pub mod list_backups;
 pub mod list_servers;
@@ -59,6 +60,35 @@ pub fn dispatch(ctx: &mut Context, command: Command) -> Result<()> {
             server_name,
             backup_id,
         } => delete::run(ctx, &server_name, &backup_id),
+        Command::GetWal {
+            server_name,
+            wal_name,
+            output_directory,
+            partial,
+            gzip,
+            bzip2,
+            keep_compression,
+            peek,
+            test,
+        } => get_wal::run(
+            ctx,
+            get_wal::GetWalArgs {
+                server: server_name,
+                wal_name,
+                output_directory,
+                partial,
+                output_compression: if gzip {
+                    Some(crate::wal::compression::Compression::Gzip)
+                } else if bzip2 {
+                    Some(crate::wal::compression::Compression::Bzip2)
+                } else {
+                    None
+                },
+                keep_compression,
+                peek,
+                test,
+            },
+        ),
         Command::Diagnose { show_config_source } => diagnose::run(ctx, show_config_source),
     }
 }

@@ -73,6 +73,7 @@ pub struct Output {
     color: bool,
     errored: bool,
     usage_error: bool,
+    exit_code: Option<u8>,
     json: serde_json::Map<String, Value>,
     sink: Box<dyn Sink>,
 }
@@ -93,6 +94,7 @@ impl Output {
             color,
             errored: false,
             usage_error: false,
+            exit_code: None,
             json: serde_json::Map::new(),
             sink,
         }
@@ -118,6 +120,17 @@ impl Output {
     pub fn usage_error(&mut self, message: &str) {
         self.usage_error = true;
         self.error(message);
+    }
+
+    /// An error that ends the run with a specific exit code.
+    pub fn error_with_code(&mut self, message: &str, code: u8) {
+        self.exit_code = Some(code);
+        self.error(message);
+    }
+
+    /// The exit code chosen by [`Output::error_with_code`], if any.
+    pub fn exit_code(&self) -> Option<u8> {
+        self.exit_code
     }
 
     /// Whether colours are on.

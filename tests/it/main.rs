@@ -11,3 +11,4 @@ mod config_errors;
 mod harness;
 mod live;
 mod util;
+mod wal_commands;

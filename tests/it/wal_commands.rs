@@ -1,0 +1,231 @@
+//! The WAL commands that work on the archive: get-wal.
+
+use barman::wal::compression::Compression;
+
+use crate::util::Scratch;
+
+const PG: &str = "[pg]\nconninfo = host=pg\nbackup_method = postgres\nstreaming_archiver = on\nslot_name = barman\n";
+
+/// A 16 MiB WAL-like segment whose bytes identify it.
+fn segment(seed: u8) -> Vec<u8> {
+    (0..16u32 << 20)
+        .map(|i| {
+            if i % 8192 < 64 {
+                seed.wrapping_add(i as u8)
+            } else {
+                0
+            }
+        })
+        .collect()
+}
+
+/// An archive with segments 01..03 of timeline 1 (02 gzip, 03 zstd), FF of log 0,
+/// 00 of log 1, and a .partial in streaming/.
+fn archive(scratch: &Scratch) {
+    let wals = scratch.home().join("pg/wals/0000000100000000");
+    std::fs::create_dir_all(&wals).unwrap();
+    std::fs::write(wals.join("000000010000000000000001"), segment(1)).unwrap();
+    for (name, seed, c) in [
+        ("000000010000000000000002", 2, Compression::Gzip),
+        ("000000010000000000000003", 3, Compression::Zstd),
+    ] {
+        let mut packed = Vec::new();
+        c.compress(1, &mut segment(seed).as_slice(), &mut packed)
+            .unwrap();
+        std::fs::write(wals.join(name), packed).unwrap();
+    }
+    std::fs::write(wals.join("0000000100000000000000FF"), segment(9)).unwrap();
+    scratch.write(
+        "home/pg/wals/0000000100000001/000000010000000100000000",
+        "next log",
+    );
+    scratch.write(
+        "home/pg/streaming/000000010000000000000004.partial",
+        "partial bytes",
+    );
+}
+
+#[test]
+fn get_wal_sends_decompressed_segments_to_stdout() {
+    let scratch = Scratch::new(PG);
+    archive(&scratch);
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_barman"))
+        .arg("-c")
+        .arg(scratch.config())
+        .args(["get-wal", "pg", "000000010000000000000002"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.stdout == segment(2),
+        "stdout is not the decompressed segment"
+    );
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_barman"))
+        .arg("-c")
+        .arg(scratch.config())
+        .args([
+            "get-wal",
+            "--keep-compression",
+            "pg",
+            "000000010000000000000003",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(Compression::detect(&output.stdout), Some(Compression::Zstd));
+}
+
+#[test]
+fn get_wal_writes_into_a_directory() {
+    let scratch = Scratch::new(PG);
+    archive(&scratch);
+    let dest = scratch.path().join("pg_wal");
+    std::fs::create_dir(&dest).unwrap();
+    let run = scratch.barman(&[
+        "get-wal",
+        "-o",
+        dest.to_str().unwrap(),
+        "pg",
+        "000000010000000000000003",
+    ]);
+    assert_eq!(
+        run.ok(),
+        format!(
+            "Sending WAL '000000010000000000000003' for server 'pg' into '{}' file\n",
+            dest.join("000000010000000000000003").display()
+        )
+    );
+    assert!(std::fs::read(dest.join("000000010000000000000003")).unwrap() == segment(3));
+    assert!(!dest.join("000000010000000000000003.tmp").exists());
+}
+
+#[test]
+fn get_wal_serves_the_partial_file_only_with_p() {
+    let scratch = Scratch::new(PG);
+    archive(&scratch);
+    let dest = scratch.path();
+    scratch
+        .barman(&[
+            "get-wal",
+            "-o",
+            dest.to_str().unwrap(),
+            "pg",
+            "000000010000000000000004",
+        ])
+        .code(1)
+        .stderr_has("ERROR: WAL file '000000010000000000000004' not found in server 'pg'");
+    scratch
+        .barman(&[
+            "get-wal",
+            "-P",
+            "-o",
+            dest.to_str().unwrap(),
+            "pg",
+            "000000010000000000000004",
+        ])
+        .ok();
+    assert_eq!(
+        std::fs::read_to_string(dest.join("000000010000000000000004")).unwrap(),
+        "partial bytes"
+    );
+}
+
+#[test]
+fn get_wal_peek_lists_consecutive_files_across_log_boundaries() {
+    let scratch = Scratch::new(PG);
+    archive(&scratch);
+    // 04 is missing; as it is a power of two it may be a log boundary (for 64 MiB
+    // segments), so the first segment of the next log is tried, as Barman does.
+    let out = scratch
+        .barman(&["get-wal", "--peek", "10", "pg", "000000010000000000000001"])
+        .ok()
+        .to_string();
+    assert_eq!(out, "000000010000000000000001\n000000010000000000000002\n000000010000000000000003\n000000010000000100000000\n");
+    let out = scratch
+        .barman(&["get-wal", "--peek", "2", "pg", "000000010000000000000001"])
+        .ok()
+        .to_string();
+    assert_eq!(out, "000000010000000000000001\n000000010000000000000002\n");
+    let out = scratch
+        .barman(&["get-wal", "-p", "3", "pg", "0000000100000000000000FF"])
+        .ok()
+        .to_string();
+    assert_eq!(out, "0000000100000000000000FF\n000000010000000100000000\n");
+    let out = scratch
+        .barman(&[
+            "-f",
+            "json",
+            "get-wal",
+            "-p",
+            "2",
+            "pg",
+            "000000010000000000000002",
+        ])
+        .ok()
+        .to_string();
+    assert_eq!(
+        out,
+        "{\"_INFO\": [\"000000010000000000000002\", \"000000010000000000000003\"]}\n"
+    );
+}
+
+#[test]
+fn get_wal_errors_use_barmans_exit_codes() {
+    let scratch = Scratch::new(PG);
+    archive(&scratch);
+    scratch
+        .barman(&["get-wal", "pg", "not-a-wal"])
+        .code(3)
+        .stderr_has("ERROR: 'not-a-wal' is not a valid wal file name");
+    scratch
+        .barman(&[
+            "get-wal",
+            "-o",
+            "/nonexistent/dir",
+            "pg",
+            "000000010000000000000001",
+        ])
+        .code(3)
+        .stderr_has("ERROR: Unable to write '/nonexistent/dir/000000010000000000000001' file");
+    assert_eq!(
+        scratch
+            .barman(&["get-wal", "-t", "pg", "000000010000000000000001"])
+            .ok(),
+        "Ready to retrieve WAL files from the server pg\n"
+    );
+    scratch
+        .barman(&["get-wal", "nope", "000000010000000000000001"])
+        .code(2);
+}
+
+#[test]
+fn get_wal_reports_a_corrupt_compressed_file() {
+    let scratch = Scratch::new(PG);
+    archive(&scratch);
+    let path = scratch
+        .home()
+        .join("pg/wals/0000000100000000/000000010000000000000002");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let len = bytes.len();
+    bytes.truncate(len / 2);
+    std::fs::write(&path, bytes).unwrap();
+    let dest = scratch.path();
+    scratch
+        .barman(&[
+            "get-wal",
+            "-o",
+            dest.to_str().unwrap(),
+            "pg",
+            "000000010000000000000002",
+        ])
+        .code(3)
+        .stderr_has("Unable to write");
+    assert!(
+        !dest.join("000000010000000000000002").exists(),
+        "a broken segment must not be delivered"
+    );
+}
