@@ -139,7 +139,7 @@ pub fn resolve_backup_id(
         .ok_or_else(|| format!("Unknown backup '{wanted}' for server '{server}'"))
 }
 
-fn list_dir_names(dir: &Path) -> std::io::Result<Vec<String>> {
+pub(crate) fn list_dir_names(dir: &Path) -> std::io::Result<Vec<String>> {
     match fs::read_dir(dir) {
         Ok(entries) => {
             let mut names = Vec::new();
@@ -207,7 +207,8 @@ pub struct WalFileInfo {
 }
 
 impl WalFileInfo {
-    fn read(path: &Path) -> std::io::Result<WalFileInfo> {
+    /// Read the facts of a stored file.
+    pub fn read(path: &Path) -> std::io::Result<WalFileInfo> {
         let meta = fs::metadata(path)?;
         let mut head = [0u8; 10];
         let mut file = fs::File::open(path)?;

@@ -232,6 +232,89 @@ pub fn wal_info(
     info
 }
 
+/// What [`rebuild`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RebuildReport {
+    /// Timeline history files.
+    pub history: usize,
+    /// `.backup` label files.
+    pub backup_labels: usize,
+    /// WAL segments (and `.partial` files kept in the archive).
+    pub wal_files: usize,
+    /// Files and directories that do not belong in the archive (not listed).
+    pub unexpected: Vec<PathBuf>,
+}
+
+/// Rewrite a server's `xlog.db` from the content of its WAL archive: every segment,
+/// `.backup` and `.partial` file in the hash directories and every history file at
+/// the root, in name order, with size, modification time and compression (magic
+/// bytes). The old `wals/xlog.db` of Barman < 3.13 is removed once the new file is
+/// written.
+pub fn rebuild(server: &ServerConfig, lock_dir: &Path) -> Result<RebuildReport> {
+    let wals = server
+        .path("wals_directory")
+        .ok_or_else(|| anyhow::anyhow!("server '{}' has no wals_directory", server.name))?;
+    let dir = server.path("xlogdb_directory").unwrap_or(wals);
+    crate::fsutil::create_dir_all(dir)?;
+    crate::fsutil::create_dir_all(wals)?;
+    let _lock = super::remove::lock_xlogdb(lock_dir, &server.name)?;
+    let mut report = RebuildReport::default();
+    let mut text = String::new();
+    let add = |path: &Path, text: &mut String| -> Result<()> {
+        let info =
+            super::WalFileInfo::read(path).with_context(|| format!("read {}", path.display()))?;
+        let entry = XlogEntry {
+            name: info.name,
+            size: info.size,
+            time: info.time,
+            compression: info.compression.map(str::to_string),
+            encryption: None,
+        };
+        text.push_str(&entry.to_line());
+        Ok(())
+    };
+    let db_name = format!("{}-xlog.db", server.name);
+    for name in super::list_dir_names(wals).with_context(|| format!("list {}", wals.display()))? {
+        if name.starts_with(&db_name) || name.starts_with("xlog.db") {
+            continue;
+        }
+        let path = wals.join(&name);
+        if path.is_dir() {
+            for inner in
+                super::list_dir_names(&path).with_context(|| format!("list {}", path.display()))?
+            {
+                let file = path.join(&inner);
+                if file.is_dir()
+                    || inner.ends_with(".tmp")
+                    || !super::is_wal_file_name(&inner)
+                    || inner.ends_with(".history")
+                {
+                    report.unexpected.push(file);
+                    continue;
+                }
+                if inner.ends_with(".backup") {
+                    report.backup_labels += 1;
+                } else {
+                    report.wal_files += 1;
+                }
+                add(&file, &mut text)?;
+            }
+        } else if name.ends_with(".history") && super::is_wal_file_name(&name) {
+            report.history += 1;
+            add(&path, &mut text)?;
+        } else {
+            report.unexpected.push(path);
+        }
+    }
+    crate::fsutil::write_durably(&dir.join(&db_name), text.as_bytes())?;
+    let old = wals.join("xlog.db");
+    if old.exists() {
+        std::fs::remove_file(&old).with_context(|| format!("remove {}", old.display()))?;
+        crate::fsutil::fsync_dir(wals)?;
+    }
+    Ok(report)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -139,6 +139,13 @@ pub enum Command {
         minimal: bool,
     },
 
+    /// Rewrite the WAL catalogue (xlog.db) from the content of the WAL archive.
+    RebuildXlogdb {
+        /// The server names ('all' for every server).
+        #[arg(required = true, value_name = "SERVER_NAME")]
+        server_name: Vec<String>,
+    },
+
     /// Show everything known about one backup.
     #[command(visible_alias = "show-backups")]
     ShowBackup {

@@ -8,6 +8,7 @@ pub mod get_wal;
 pub mod keep;
 pub mod list_backups;
 pub mod list_servers;
+pub mod rebuild_xlogdb;
 pub mod show_backup;
 pub mod show_servers;
 
@@ -51,6 +52,7 @@ pub fn dispatch(ctx: &mut Context, command: Command) -> Result<()> {
             };
             keep::run(ctx, &server_name, &backup_id, action)
         }
+        Command::RebuildXlogdb { server_name } => rebuild_xlogdb::run(ctx, &server_name),
         Command::ShowBackup {
             server_name,
             backup_id,

@@ -229,3 +229,57 @@ fn get_wal_reports_a_corrupt_compressed_file() {
         "a broken segment must not be delivered"
     );
 }
+
+#[test]
+fn rebuild_xlogdb_lists_the_archive_in_name_order() {
+    let scratch = Scratch::new(PG);
+    archive(&scratch);
+    scratch.write(
+        "home/pg/wals/00000002.history",
+        "1\t0/3000000\tno recovery target specified\n",
+    );
+    scratch.write(
+        "home/pg/wals/0000000100000000/000000010000000000000002.00000028.backup",
+        "label",
+    );
+    scratch.write(
+        "home/pg/wals/0000000100000000/000000010000000000000009.tmp",
+        "junk",
+    );
+    scratch.write("home/pg/wals/xlog.db", "stale\n");
+    let run = scratch.barman(&["rebuild-xlogdb", "pg"]);
+    assert_eq!(
+        run.ok(),
+        "Rebuilding xlogdb for server pg\nDone rebuilding xlogdb for server pg (history: 1, backup_labels: 1, wal_file: 5)\n"
+    );
+    run.stderr_has("WARNING: unexpected file rebuilding the wal database: ")
+        .stderr_has("000000010000000000000009.tmp");
+    let db = std::fs::read_to_string(scratch.home().join("pg/wals/pg-xlog.db")).unwrap();
+    let names: Vec<&str> = db.lines().map(|l| l.split('\t').next().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "000000010000000000000001",
+            "000000010000000000000002",
+            "000000010000000000000002.00000028.backup",
+            "000000010000000000000003",
+            "0000000100000000000000FF",
+            "000000010000000100000000",
+            "00000002.history"
+        ]
+    );
+    let gz = db.lines().nth(1).unwrap();
+    assert!(gz.contains("\tgzip\tNone"), "{gz}");
+    assert!(db.lines().nth(3).unwrap().contains("\tzstd\tNone"));
+    assert!(db
+        .lines()
+        .next()
+        .unwrap()
+        .starts_with("000000010000000000000001\t16777216\t"));
+    assert!(
+        !scratch.home().join("pg/wals/xlog.db").exists(),
+        "the old catalogue is removed"
+    );
+    // list-backups and get-wal keep working on the rebuilt catalogue
+    scratch.barman(&["list-backups", "pg"]).ok();
+}
