@@ -6,6 +6,7 @@
 //! This module reads; writing the catalogue arrives with the commands that change it.
 
 pub mod backup_info;
+pub mod check;
 pub mod pyliteral;
 pub mod remove;
 pub mod xlogdb;

@@ -163,6 +163,14 @@ pub enum Command {
         server_name: Vec<String>,
     },
 
+    /// Check that a backup has all the WAL it needs; mark it DONE or FAILED.
+    CheckBackup {
+        /// The server name.
+        server_name: String,
+        /// The backup id, a shortcut (latest, oldest, last-failed, latest-full) or a name.
+        backup_id: String,
+    },
+
     /// Delete a backup, its incremental backups and the WAL no backup needs any more.
     Delete {
         /// The server name.

@@ -2,6 +2,7 @@
 //! configuration and output) and server selection with Barman's rules for unknown,
 //! inactive and disabled servers.
 
+pub mod check_backup;
 pub mod delete;
 pub mod diagnose;
 pub mod get_wal;
@@ -58,6 +59,10 @@ pub fn dispatch(ctx: &mut Context, command: Command) -> Result<()> {
             backup_id,
         } => show_backup::run(ctx, &server_name, &backup_id),
         Command::ShowServers { server_name } => show_servers::run(ctx, &server_name),
+        Command::CheckBackup {
+            server_name,
+            backup_id,
+        } => check_backup::run(ctx, &server_name, &backup_id),
         Command::Delete {
             server_name,
             backup_id,

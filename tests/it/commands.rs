@@ -715,3 +715,60 @@ fn delete_waits_for_no_one_while_a_backup_runs() {
         .exists());
     scratch.barman(&["delete", "pg", "oldest"]).ok();
 }
+
+#[test]
+fn check_backup_moves_a_waiting_backup_to_done_or_failed() {
+    let scratch = Scratch::new(SERVERS);
+    catalogue_with_files(&scratch);
+    let info = scratch.home().join("pg/meta/20261122T000000-backup.info");
+    let waiting = std::fs::read_to_string(&info)
+        .unwrap()
+        .replace("status=DONE", "status=WAITING_FOR_WALS");
+    std::fs::write(&info, &waiting).unwrap();
+    // 07 and 08 are archived: DONE.
+    scratch
+        .barman(&["check-backup", "pg", "20261122T000000"])
+        .ok();
+    let text = std::fs::read_to_string(&info).unwrap();
+    assert!(text.contains("status=DONE\n"), "{text}");
+    // Archived up to 09 but 08 missing: FAILED with the reason.
+    std::fs::write(&info, &waiting).unwrap();
+    std::fs::remove_file(
+        scratch
+            .home()
+            .join("pg/wals/0000000100000000/000000010000000000000008"),
+    )
+    .unwrap();
+    scratch
+        .barman(&["check-backup", "pg", "20261122T000000"])
+        .code(1)
+        .stderr_has("ERROR: This backup has been marked as FAILED due to the following reason: At least one WAL file is missing. The first missing WAL file is 000000010000000000000008");
+    let text = std::fs::read_to_string(&info).unwrap();
+    assert!(text.contains("status=FAILED\n"), "{text}");
+    assert!(text.contains("error=At least one WAL file is missing. The first missing WAL file is 000000010000000000000008\n"));
+    scratch
+        .barman(&["check-backup", "pg", "20261122T000000"])
+        .code(1)
+        .stderr_has("ERROR: The validity of a failed backup cannot be checked");
+}
+
+#[test]
+fn check_backup_waits_while_the_end_is_not_archived() {
+    let scratch = Scratch::new(SERVERS);
+    catalogue_with_files(&scratch);
+    let info = scratch.home().join("pg/meta/20261122T000000-backup.info");
+    let text = std::fs::read_to_string(&info)
+        .unwrap()
+        .replace("status=DONE", "status=WAITING_FOR_WALS")
+        .replace(
+            "end_wal=000000010000000000000008",
+            "end_wal=00000001000000000000000A",
+        );
+    std::fs::write(&info, &text).unwrap();
+    scratch
+        .barman(&["check-backup", "pg", "20261122T000000"])
+        .ok();
+    assert!(std::fs::read_to_string(&info)
+        .unwrap()
+        .contains("status=WAITING_FOR_WALS\n"));
+}

@@ -1,0 +1,94 @@
+//! `barman check-backup SERVER BACKUP_ID`: decide whether a WAITING_FOR_WALS backup
+//! has all its WAL (DONE), still waits, or misses a segment (FAILED), and save the new
+//! status. Silent on success, as in Barman 3.17; cron runs it.
+
+use anyhow::{Context as _, Result};
+
+use super::{select_one_server, Context};
+use crate::catalog::check::{check_wals, WalCheck};
+use crate::catalog::remove::{archived_path, save_info, BackupPaths};
+use crate::catalog::{self, BackupStatus};
+use crate::fsutil::{self, LockError};
+
+/// Run `check-backup`.
+pub fn run(ctx: &mut Context, server: &str, backup: &str) -> Result<()> {
+    let Some(server) = select_one_server(&ctx.config, &mut ctx.out, server)? else {
+        return Ok(());
+    };
+    let backups = catalog::read_backups(server)
+        .with_context(|| format!("read the backup catalogue of server '{}'", server.name))?;
+    let id = match catalog::resolve_backup_id(&server.name, &backups, backup) {
+        Ok(id) => id,
+        Err(message) => {
+            ctx.out.error(&message);
+            return Ok(());
+        }
+    };
+    ctx.out
+        .debug(&format!("Checking backup {id} of server {}", server.name));
+    if backups[&id].status == Some(BackupStatus::Failed) {
+        ctx.out
+            .error("The validity of a failed backup cannot be checked");
+        return Ok(());
+    }
+    let lock_dir = ctx.config.global.lock_directory();
+    fsutil::create_dir_all(lock_dir)?;
+    let _lock = match fsutil::try_lock(&fsutil::server_lock_path(lock_dir, &server.name, &id)) {
+        Ok(lock) => lock,
+        Err(LockError::Busy { .. }) => {
+            ctx.out.info(&format!(
+                "Another process is holding the lock for backup {id} of server {}.",
+                server.name
+            ));
+            return Ok(());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    // Read again under the lock: another process may just have changed it.
+    let mut info = catalog::read_backups(server)?
+        .remove(&id)
+        .ok_or_else(|| anyhow::anyhow!("backup {id} of server '{}' disappeared", server.name))?;
+    let wals = server
+        .path("wals_directory")
+        .unwrap_or(std::path::Path::new("."));
+    let timeline = info
+        .begin_wal
+        .as_deref()
+        .and_then(|b| b.get(..8))
+        .unwrap_or("");
+    let latest = catalog::latest_archived_wals(server)?;
+    let last = latest
+        .get(timeline)
+        .map(|w| w.name.get(..24).unwrap_or(&w.name).to_string());
+    let outcome = check_wals(
+        info.begin_wal.as_deref(),
+        info.end_wal.as_deref(),
+        info.xlog_segment_size.unwrap_or(16 << 20),
+        last.as_deref(),
+        &|name| archived_path(wals, name).exists(),
+    );
+    let Some(status) = outcome.status() else {
+        return Ok(());
+    };
+    let before = info.status;
+    if let WalCheck::Missing(name) = &outcome {
+        info.error = Some(format!(
+            "At least one WAL file is missing. The first missing WAL file is {name}"
+        ));
+    }
+    info.status = Some(status);
+    if info.status != before || matches!(outcome, WalCheck::Missing(_)) {
+        save_info(&BackupPaths::of(server, &id), &info)?;
+    }
+    if let WalCheck::Missing(_) = outcome {
+        ctx.out.error(&format!(
+            "This backup has been marked as FAILED due to the following reason: {}",
+            info.error.as_deref().unwrap_or_default()
+        ));
+    }
+    ctx.out.debug(&format!(
+        "Check finished: the status of backup {id} of server {} is {status}",
+        server.name
+    ));
+    Ok(())
+}
