@@ -198,6 +198,35 @@ fn ratio(complete: bool, count: u64, size: u64, segment_size: u64) -> f64 {
     1.0 - size as f64 / theoretical
 }
 
+/// The archived files from `begin_wal` up to the next backup's `end_wal` on the
+/// backup's timeline or older, in catalogue order (Barman's
+/// `get_wal_until_next_backup`); history files too when asked.
+pub fn wal_until_next<'e>(
+    begin_wal: &str,
+    next_end_wal: Option<&str>,
+    entries: &'e [XlogEntry],
+    include_history: bool,
+) -> Vec<&'e XlogEntry> {
+    let timeline = &begin_wal[..begin_wal.len().min(8)];
+    let mut selected = Vec::new();
+    for entry in entries {
+        if entry.is_history() {
+            if include_history {
+                selected.push(entry);
+            }
+            continue;
+        }
+        if !entry.is_segment() || entry.name.as_str() < begin_wal || &entry.name[..8] > timeline {
+            continue;
+        }
+        if next_end_wal.is_some_and(|next| entry.name.as_str() > next) {
+            break;
+        }
+        selected.push(entry);
+    }
+    selected
+}
+
 /// Compute [`WalInfo`] for a backup from the `xlog.db` entries.
 pub fn wal_info(
     begin_wal: &str,
@@ -206,17 +235,7 @@ pub fn wal_info(
     entries: &[XlogEntry],
 ) -> WalInfo {
     let mut info = WalInfo::default();
-    let timeline = &begin_wal[..begin_wal.len().min(8)];
-    for entry in entries {
-        if !entry.is_segment() || entry.name.as_str() < begin_wal {
-            continue;
-        }
-        if &entry.name[..8] > timeline {
-            continue;
-        }
-        if next_end_wal.is_some_and(|next| entry.name.as_str() > next) {
-            break;
-        }
+    for entry in wal_until_next(begin_wal, next_end_wal, entries, false) {
         if entry.name == begin_wal {
             info.wal_first = Some((entry.name.clone(), entry.time));
         }

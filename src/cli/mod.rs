@@ -131,6 +131,22 @@ pub enum Command {
         target: Option<KeepTargetArg>,
     },
 
+    /// List the files of a backup, and the WAL files it needs or that follow it.
+    ListFiles {
+        /// The server name.
+        server_name: String,
+        /// The backup id, a shortcut (latest, oldest, last-failed, latest-full) or a name.
+        backup_id: String,
+        /// What to list: the backup's files and the WAL it needs (standalone), its
+        /// files only (data), the WAL up to the next backup (wal), or files and that
+        /// WAL (full).
+        #[arg(long, value_enum, default_value = "standalone")]
+        target: ListFilesTarget,
+        /// Also list empty directories.
+        #[arg(long)]
+        list_empty_directories: bool,
+    },
+
     /// List available servers, with useful information.
     #[command(visible_alias = "list-server")]
     ListServers {
@@ -194,4 +210,17 @@ pub enum KeepTargetArg {
     Full,
     /// The backup and only the WAL it needs to be consistent.
     Standalone,
+}
+
+/// `list-files --target` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ListFilesTarget {
+    /// The backup's files and the WAL it needs to be consistent.
+    Standalone,
+    /// The backup's files.
+    Data,
+    /// The WAL archived from the backup up to the next one.
+    Wal,
+    /// The backup's files and the WAL up to the next backup.
+    Full,
 }

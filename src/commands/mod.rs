@@ -8,6 +8,7 @@ pub mod diagnose;
 pub mod get_wal;
 pub mod keep;
 pub mod list_backups;
+pub mod list_files;
 pub mod list_servers;
 pub mod rebuild_xlogdb;
 pub mod show_backup;
@@ -37,6 +38,18 @@ pub fn dispatch(ctx: &mut Context, command: Command) -> Result<()> {
             server_name,
             minimal,
         } => list_backups::run(ctx, &server_name, minimal),
+        Command::ListFiles {
+            server_name,
+            backup_id,
+            target,
+            list_empty_directories,
+        } => list_files::run(
+            ctx,
+            &server_name,
+            &backup_id,
+            target,
+            list_empty_directories,
+        ),
         Command::ListServers { minimal } => list_servers::run(ctx, minimal),
         Command::Keep {
             server_name,

@@ -772,3 +772,86 @@ fn check_backup_waits_while_the_end_is_not_archived() {
         .unwrap()
         .contains("status=WAITING_FOR_WALS\n"));
 }
+
+#[test]
+fn list_files_lists_data_and_wal_by_target() {
+    let scratch = Scratch::new(SERVERS);
+    catalogue_with_files(&scratch);
+    scratch.write("home/pg/base/20261121T000000/data/base/1/1234", "x");
+    std::fs::create_dir_all(
+        scratch
+            .home()
+            .join("pg/base/20261121T000000/data/pg_notify"),
+    )
+    .unwrap();
+    scratch.write("home/pg/wals/00000002.history", "1\t0/9000000\treason\n");
+    // xlog.db is in archive order: the history file was archived after segment 06.
+    let db = std::fs::read_to_string(scratch.home().join("pg/wals/pg-xlog.db")).unwrap();
+    let db = db.replacen(
+        "000000010000000000000007\t",
+        "00000002.history\t20\t1795312965.5\tNone\tNone\n000000010000000000000007\t",
+        1,
+    );
+    std::fs::write(scratch.home().join("pg/wals/pg-xlog.db"), db).unwrap();
+    let home = scratch.home();
+    let base = home.join("pg/base/20261121T000000");
+    let wal = |n: &str| {
+        home.join("pg/wals/0000000100000000")
+            .join(n)
+            .display()
+            .to_string()
+    };
+    let out = scratch
+        .barman(&["list-files", "pg", "second"])
+        .ok()
+        .to_string();
+    assert_eq!(
+        out,
+        format!(
+            "{}\n{}\n{}\n",
+            base.join("data/PG_VERSION").display(),
+            base.join("data/base/1/1234").display(),
+            wal("000000010000000000000005")
+        )
+    );
+    let out = scratch
+        .barman(&[
+            "list-files",
+            "--target",
+            "data",
+            "--list-empty-directories",
+            "pg",
+            "second",
+        ])
+        .ok()
+        .to_string();
+    assert_eq!(
+        out,
+        format!(
+            "{}\n{}\n{}\n",
+            base.join("data/PG_VERSION").display(),
+            base.join("data/base/1/1234").display(),
+            base.join("data/pg_notify").display()
+        )
+    );
+    let out = scratch
+        .barman(&["list-files", "--target", "wal", "pg", "second"])
+        .ok()
+        .to_string();
+    assert_eq!(
+        out,
+        format!(
+            "{}\n{}\n{}\n{}\n{}\n",
+            wal("000000010000000000000005"),
+            wal("000000010000000000000006"),
+            home.join("pg/wals/00000002.history").display(),
+            wal("000000010000000000000007"),
+            wal("000000010000000000000008"),
+        )
+    );
+    let full = scratch
+        .barman(&["list-files", "--target", "full", "pg", "second"])
+        .ok()
+        .to_string();
+    assert_eq!(full.lines().count(), 7);
+}
