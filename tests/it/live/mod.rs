@@ -2,3 +2,5 @@
 //!
 //! Each needs the installs of `scripts/install-postgres` and fails with that hint without them.
 mod cluster;
+mod replication;
+mod wal_validation;
