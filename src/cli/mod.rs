@@ -179,6 +179,12 @@ pub enum Command {
         server_name: Vec<String>,
     },
 
+    /// Archive the WAL files received by streaming or archive_command, validating each.
+    ArchiveWal {
+        /// The server name.
+        server_name: String,
+    },
+
     /// Check that a backup has all the WAL it needs; mark it DONE or FAILED.
     CheckBackup {
         /// The server name.

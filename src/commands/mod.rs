@@ -2,6 +2,7 @@
 //! configuration and output) and server selection with Barman's rules for unknown,
 //! inactive and disabled servers.
 
+pub mod archive_wal;
 pub mod check_backup;
 pub mod delete;
 pub mod diagnose;
@@ -72,6 +73,7 @@ pub fn dispatch(ctx: &mut Context, command: Command) -> Result<()> {
             backup_id,
         } => show_backup::run(ctx, &server_name, &backup_id),
         Command::ShowServers { server_name } => show_servers::run(ctx, &server_name),
+        Command::ArchiveWal { server_name } => archive_wal::run(ctx, &server_name),
         Command::CheckBackup {
             server_name,
             backup_id,

@@ -1,6 +1,7 @@
 //! The WAL side of the catalogue: compression of archived files and finding a WAL
 //! file wherever it is (archive, incoming, streaming).
 
+pub mod archiver;
 pub mod compression;
 
 use std::path::{Path, PathBuf};

@@ -5,6 +5,7 @@
 //! - `harness` starts throwaway PostgreSQL clusters; `live` holds the tests that
 //!   need one, for every major version 13 to 18;
 //! - `util`: scratch directories and the command runner.
+mod archive_wal;
 mod cli;
 mod commands;
 mod config_errors;

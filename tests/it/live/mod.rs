@@ -1,6 +1,7 @@
 //! Tests against real PostgreSQL servers, one test per major version (see `harness::live_test!`).
 //!
 //! Each needs the installs of `scripts/install-postgres` and fails with that hint without them.
+mod archive;
 mod cluster;
 mod replication;
 mod wal_validation;

@@ -1,0 +1,228 @@
+//! archive-wal on synthetic WAL (valid pages and records with correct CRCs, built by
+//! barman-protocol's testkit): what is archived, what is held back, what is rejected.
+
+use barman_protocol::wal::testkit::{flip_bit, WalBuilder};
+use barman_protocol::WalSegmentSize;
+
+use crate::util::Scratch;
+
+const SERVER: &str = "[pg]\nconninfo = host=pg\nbackup_method = postgres\nstreaming_archiver = on\nslot_name = barman\narchiver = on\n";
+
+/// WAL of PostgreSQL 15 in 1 MiB segments 2, 3 and 4 (4 only half written).
+fn wal() -> (WalBuilder, WalSegmentSize) {
+    let size = WalSegmentSize::new(1 << 20).unwrap();
+    let mut b = WalBuilder::new(15, size, 2);
+    b.commit(700, 1_000_000);
+    b.fill_segment(200);
+    b.restore_point("before_upgrade", 2_000_000);
+    b.fill_segment(150);
+    for xid in 800..900 {
+        b.commit(xid, 3_000_000 + xid as i64);
+    }
+    (b, size)
+}
+
+fn name(segno: u64) -> String {
+    format!("00000001000000000000{segno:04X}")
+}
+
+fn streaming(scratch: &Scratch) -> std::path::PathBuf {
+    let dir = scratch.home().join("pg/streaming");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn streamed_segments_are_validated_archived_and_served_back() {
+    let scratch = Scratch::new(SERVER);
+    let (b, _) = wal();
+    let dir = streaming(&scratch);
+    for segno in [2, 3] {
+        std::fs::write(dir.join(name(segno)), b.segment(segno)).unwrap();
+    }
+    std::fs::write(dir.join(format!("{}.partial", name(4))), b.segment(4)).unwrap();
+    let out = scratch.barman(&["archive-wal", "pg"]).ok().to_string();
+    assert_eq!(
+        out,
+        format!(
+            "Processing xlog segments from streaming for pg\n\t{}\n\t{}\nProcessing xlog segments from file archival for pg\n\tno file found\n",
+            name(2),
+            name(3)
+        )
+    );
+    assert!(
+        dir.join(format!("{}.partial", name(4))).exists(),
+        "the live .partial stays"
+    );
+    assert!(!dir.join(name(2)).exists());
+    let db = std::fs::read_to_string(scratch.home().join("pg/wals/pg-xlog.db")).unwrap();
+    let names: Vec<&str> = db.lines().map(|l| l.split('\t').next().unwrap()).collect();
+    assert_eq!(names, [name(2), name(3)]);
+    assert!(db.lines().all(|l| l.ends_with("\tNone\tNone")), "{db}");
+    let summaries =
+        std::fs::read_to_string(scratch.home().join("pg/wals/pg-xlog.db.summaries")).unwrap();
+    assert_eq!(summaries.lines().count(), 2);
+    assert!(summaries.contains("before_upgrade"), "{summaries}");
+    // get-wal serves exactly what was streamed
+    let dest = scratch.path().join("restore");
+    std::fs::create_dir(&dest).unwrap();
+    scratch
+        .barman(&["get-wal", "-o", dest.to_str().unwrap(), "pg", &name(3)])
+        .ok();
+    assert!(std::fs::read(dest.join(name(3))).unwrap() == b.segment(3));
+}
+
+#[test]
+fn a_corrupt_segment_is_never_archived() {
+    let scratch = Scratch::new(SERVER);
+    let (b, _) = wal();
+    let dir = streaming(&scratch);
+    std::fs::write(dir.join(name(2)), b.segment(2)).unwrap();
+    let mut bad = b.segment(3);
+    flip_bit(&mut bad, 70_000, 3);
+    std::fs::write(dir.join(name(3)), &bad).unwrap();
+    std::fs::write(dir.join(format!("{}.partial", name(4))), b.segment(4)).unwrap();
+    let run = scratch.barman(&["archive-wal", "pg"]);
+    run.code(1).stderr_has(&format!(
+        "ERROR: WAL file {} from streaming of server pg failed validation: ",
+        name(3)
+    ));
+    assert!(
+        run.stderr.contains("0/3") && run.stderr.contains("CRC"),
+        "{}",
+        run.stderr
+    );
+    let db = std::fs::read_to_string(scratch.home().join("pg/wals/pg-xlog.db")).unwrap();
+    assert_eq!(db.lines().count(), 1, "only the sound segment is archived");
+    assert!(!scratch
+        .home()
+        .join("pg/wals/0000000100000000")
+        .join(name(3))
+        .exists());
+    let errors: Vec<String> = std::fs::read_dir(scratch.home().join("pg/errors"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(errors.len(), 1);
+    assert!(
+        errors[0].starts_with(&name(3)) && errors[0].ends_with(".corrupt"),
+        "{errors:?}"
+    );
+    // nothing is lost: the rejected file keeps its bytes
+    let kept = std::fs::read(scratch.home().join("pg/errors").join(&errors[0])).unwrap();
+    assert!(kept == bad);
+}
+
+#[test]
+fn wal_of_another_cluster_is_rejected() {
+    let scratch = Scratch::new(SERVER);
+    scratch.write(
+        "home/pg/identity.json",
+        "{\n    \"systemid\": \"6000000000000000001\",\n    \"version\": \"15\"\n}\n",
+    );
+    let (b, _) = wal();
+    let dir = scratch.home().join("pg/incoming");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(name(2)), b.segment(2)).unwrap();
+    scratch
+        .barman(&["archive-wal", "pg"])
+        .code(1)
+        .stderr_has("failed validation");
+    assert!(
+        !scratch.home().join("pg/wals/pg-xlog.db").exists()
+            || std::fs::read_to_string(scratch.home().join("pg/wals/pg-xlog.db"))
+                .unwrap()
+                .is_empty()
+    );
+}
+
+#[test]
+fn duplicates_unknown_files_and_compression() {
+    let scratch = Scratch::new(&format!("{SERVER}compression = gzip\n"));
+    let (b, _) = wal();
+    let incoming = scratch.home().join("pg/incoming");
+    std::fs::create_dir_all(&incoming).unwrap();
+    std::fs::write(incoming.join(name(2)), b.segment(2)).unwrap();
+    std::fs::write(incoming.join("notes.txt"), "not wal").unwrap();
+    let out = scratch.barman(&["archive-wal", "pg"]).ok().to_string();
+    assert!(out.contains("Some unknown objects have been found while processing xlog segments for pg. Objects moved to errors directory:\n\tnotes.txt\n"), "{out}");
+    let stored = std::fs::read(
+        scratch
+            .home()
+            .join("pg/wals/0000000100000000")
+            .join(name(2)),
+    )
+    .unwrap();
+    assert_eq!(
+        &stored[..3],
+        b"\x1f\x8b\x08",
+        "stored gzip-compressed under its plain name"
+    );
+    let db = std::fs::read_to_string(scratch.home().join("pg/wals/pg-xlog.db")).unwrap();
+    assert!(db.contains("\tgzip\tNone"), "{db}");
+    // the same file again: dropped silently
+    std::fs::write(incoming.join(name(2)), b.segment(2)).unwrap();
+    let out = scratch.barman(&["archive-wal", "pg"]).ok().to_string();
+    assert!(!out.contains("Error:"), "{out}");
+    assert!(!incoming.join(name(2)).exists());
+    // different content under the same name: moved to errors as a duplicate
+    let mut other = WalBuilder::new(15, WalSegmentSize::new(1 << 20).unwrap(), 2);
+    other.commit(5, 1);
+    other.fill_segment(300);
+    std::fs::write(incoming.join(name(2)), other.segment(2)).unwrap();
+    let out = scratch.barman(&["archive-wal", "pg"]).ok().to_string();
+    assert!(
+        out.contains(&format!(
+            "\tError: {} is already present in server pg. File moved to errors directory.",
+            name(2)
+        )),
+        "{out}"
+    );
+    let errors: Vec<String> = std::fs::read_dir(scratch.home().join("pg/errors"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        errors.iter().any(|e| e.ends_with(".duplicate")),
+        "{errors:?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.starts_with("notes.txt.") && e.ends_with(".unknown")),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn without_a_partial_the_newest_streamed_segment_is_held_back() {
+    let scratch = Scratch::new(SERVER);
+    let (b, _) = wal();
+    let dir = streaming(&scratch);
+    for segno in [2, 3] {
+        std::fs::write(dir.join(name(segno)), b.segment(segno)).unwrap();
+    }
+    scratch.barman(&["archive-wal", "pg"]).ok();
+    assert!(
+        dir.join(name(3)).exists(),
+        "kept for the receiver to find its position"
+    );
+    assert!(!dir.join(name(2)).exists());
+}
+
+#[test]
+fn batch_size_limits_a_run() {
+    let scratch = Scratch::new(&format!("{SERVER}archiver_batch_size = 1\n"));
+    let (b, _) = wal();
+    let incoming = scratch.home().join("pg/incoming");
+    std::fs::create_dir_all(&incoming).unwrap();
+    for segno in [2, 3] {
+        std::fs::write(incoming.join(name(segno)), b.segment(segno)).unwrap();
+    }
+    let out = scratch.barman(&["archive-wal", "pg"]).ok().to_string();
+    assert!(
+        out.contains("Processing xlog segments from file archival for pg (batch size: 1)\n"),
+        "{out}"
+    );
+    assert!(incoming.join(name(3)).exists());
+}
