@@ -14,6 +14,7 @@ pub mod fsutil;
 pub mod hooks;
 pub mod logging;
 pub mod output;
+pub mod postgres;
 pub mod retention;
 pub mod user;
 pub mod wal;

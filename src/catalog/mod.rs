@@ -7,6 +7,7 @@
 
 pub mod backup_info;
 pub mod check;
+pub mod identity;
 pub mod pyliteral;
 pub mod remove;
 pub mod xlogdb;

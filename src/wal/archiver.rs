@@ -268,25 +268,7 @@ fn file_name(path: &Path) -> String {
 
 /// The system identifier recorded in `<backup_directory>/identity.json`, if any.
 pub fn identity_system_id(server: &ServerConfig) -> Result<Option<u64>> {
-    let Some(dir) = server.path("backup_directory") else {
-        return Ok(None);
-    };
-    let path = dir.join("identity.json");
-    let text = match fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e).with_context(|| format!("read {}", path.display())),
-    };
-    let json: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("parse {}", path.display()))?;
-    Ok(json
-        .get("systemid")
-        .and_then(|v| {
-            v.as_str()
-                .map(str::to_string)
-                .or_else(|| v.as_u64().map(|n| n.to_string()))
-        })
-        .and_then(|s| s.parse().ok()))
+    Ok(crate::catalog::identity::read(server)?.and_then(|i| i.systemid_number()))
 }
 
 /// Check a file's content: segments and partial segments are validated, history
