@@ -171,6 +171,14 @@ pub enum Command {
         backup_id: String,
     },
 
+    /// Validate archived WAL files again (page headers, record checksums, system id).
+    VerifyWal {
+        /// The server name.
+        server_name: String,
+        /// Only these WAL files (default: every file the WAL catalogue lists).
+        wal_name: Vec<String>,
+    },
+
     /// Show all configuration parameters for the specified servers.
     #[command(visible_alias = "show-server")]
     ShowServers {

@@ -14,6 +14,7 @@ pub mod list_servers;
 pub mod rebuild_xlogdb;
 pub mod show_backup;
 pub mod show_servers;
+pub mod verify_wal;
 
 use std::collections::BTreeSet;
 
@@ -72,6 +73,10 @@ pub fn dispatch(ctx: &mut Context, command: Command) -> Result<()> {
             server_name,
             backup_id,
         } => show_backup::run(ctx, &server_name, &backup_id),
+        Command::VerifyWal {
+            server_name,
+            wal_name,
+        } => verify_wal::run(ctx, &server_name, &wal_name),
         Command::ShowServers { server_name } => show_servers::run(ctx, &server_name),
         Command::ArchiveWal { server_name } => archive_wal::run(ctx, &server_name),
         Command::CheckBackup {

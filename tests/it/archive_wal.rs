@@ -226,3 +226,56 @@ fn batch_size_limits_a_run() {
     );
     assert!(incoming.join(name(3)).exists());
 }
+
+#[test]
+fn verify_wal_checks_the_archive_again_and_reports_damage() {
+    let scratch = Scratch::new(SERVER);
+    let (b, _) = wal();
+    let incoming = scratch.home().join("pg/incoming");
+    std::fs::create_dir_all(&incoming).unwrap();
+    for segno in [2, 3] {
+        std::fs::write(incoming.join(name(segno)), b.segment(segno)).unwrap();
+    }
+    scratch.barman(&["archive-wal", "pg"]).ok();
+    let out = scratch.barman(&["verify-wal", "pg"]).ok().to_string();
+    assert_eq!(
+        out,
+        format!(
+            "Verifying the WAL archive of server pg\n\t{}: OK\n\t{}: OK\nVerified 2 WAL files: 2 OK, 0 FAILED\n",
+            name(2),
+            name(3)
+        )
+    );
+    // Damage an archived file after the fact (bit rot on the backup server).
+    let stored = scratch
+        .home()
+        .join("pg/wals/0000000100000000")
+        .join(name(3));
+    let mut bytes = std::fs::read(&stored).unwrap();
+    flip_bit(&mut bytes, 200_000, 1);
+    std::fs::write(&stored, bytes).unwrap();
+    let run = scratch.barman(&["verify-wal", "pg"]);
+    run.code(1)
+        .stderr_has("ERROR: 1 WAL file(s) of server pg failed verification");
+    assert!(
+        run.stdout.contains(&format!("\t{}: FAILED (", name(3))),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains(&format!("\t{}: OK", name(2))));
+    assert!(run.stdout.contains("Verified 2 WAL files: 1 OK, 1 FAILED"));
+    // Only some files, and a missing one.
+    let run = scratch.barman(&["verify-wal", "pg", &name(2), &name(9)]);
+    run.code(1);
+    assert!(
+        run.stdout.contains(&format!("\t{}: OK", name(2))),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains(&format!("\t{}: FAILED (cannot open", name(9))),
+        "{}",
+        run.stdout
+    );
+}

@@ -68,6 +68,9 @@ live_test!(
         let summaries =
             std::fs::read_to_string(scratch.home().join("pg/wals/pg-xlog.db.summaries")).unwrap();
         assert!(summaries.contains("live_archive_test"), "{summaries}");
+        // verify-wal re-validates what was archived (compressed with zstd).
+        let verified = scratch.barman(&["verify-wal", "pg"]).ok().to_string();
+        assert!(verified.contains(" 0 FAILED\n"), "{verified}");
         // Served back identical to what PostgreSQL wrote.
         let dest = scratch.path().join("back");
         std::fs::create_dir(&dest).unwrap();
