@@ -4,4 +4,5 @@
 mod archive;
 mod cluster;
 mod replication;
+mod replication_streams;
 mod wal_validation;
