@@ -5,4 +5,5 @@ mod archive;
 mod cluster;
 mod replication;
 mod replication_streams;
+mod replication_timeline;
 mod wal_validation;
