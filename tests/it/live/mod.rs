@@ -6,4 +6,5 @@ mod cluster;
 mod replication;
 mod replication_streams;
 mod replication_timeline;
+mod transcripts;
 mod wal_validation;
