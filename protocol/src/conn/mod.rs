@@ -420,6 +420,27 @@ impl ReplicationConnection {
         }
     }
 
+    /// `UPLOAD_MANIFEST` (17+): send the `backup_manifest` of the backup that the next
+    /// `BASE_BACKUP (INCREMENTAL)` of this session builds on. The server checks the manifest
+    /// (and that WAL summaries cover the time since that backup) when the incremental
+    /// backup starts.
+    pub async fn upload_manifest(&mut self, manifest: &[u8]) -> Result<()> {
+        let sql = ReplicationCommand::UploadManifest.to_sql(self.version)?;
+        self.send_query(&sql).await?;
+        match self.read().await? {
+            BackendMessage::CopyInResponse(_) => {}
+            BackendMessage::ErrorResponse(e) => return Err(self.fail(e).await),
+            other => return Err(self.unexpected(&other, "UPLOAD_MANIFEST")),
+        }
+        for chunk in manifest.chunks(64 * 1024) {
+            frontend::copy_data(chunk, self.write_buf());
+            self.flush().await?;
+        }
+        frontend::copy_done(self.write_buf());
+        self.flush().await?;
+        self.read_ready("UPLOAD_MANIFEST").await
+    }
+
     /// IDENTIFY_SYSTEM.
     pub async fn identify_system(&mut self) -> Result<IdentifySystem> {
         let r = self.execute(&ReplicationCommand::IdentifySystem).await?;

@@ -4,6 +4,7 @@
 mod archive;
 mod cluster;
 mod replication;
+mod replication_incremental;
 mod replication_streams;
 mod replication_timeline;
 mod transcripts;
