@@ -238,6 +238,41 @@ fn make_certificates(dir: &Path) -> PathBuf {
         "ext.cnf",
     ]);
     set_mode(&dir.join("server.key"), 0o600);
+    // A client certificate for the role `repcert` (cert authentication).
+    let mut client = vec!["req"];
+    client.extend(ec);
+    client.extend([
+        "-keyout",
+        "client.key",
+        "-out",
+        "client.csr",
+        "-subj",
+        "/CN=repcert",
+    ]);
+    run(&client);
+    std::fs::write(
+        dir.join("client.cnf"),
+        "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "client.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "client.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "client.cnf",
+    ]);
+    set_mode(&dir.join("client.key"), 0o600);
     dir.join("ca.crt")
 }
 
@@ -260,12 +295,18 @@ live_test!(replication_tls_and_channel_binding, |pg: &PgInstall| {
                 "ssl_key_file = '{}'",
                 certs.path().join("server.key").display()
             ))
+            .conf(format!(
+                "ssl_ca_file = '{}'",
+                certs.path().join("ca.crt").display()
+            ))
+            .hba("hostssl replication repcert 127.0.0.1/32 cert")
             .hba("hostssl replication repscram 127.0.0.1/32 scram-sha-256")
             .hba("hostnossl replication repscram 127.0.0.1/32 reject"),
     );
     cluster.psql(
         "SET password_encryption = 'scram-sha-256';
-         CREATE ROLE repscram LOGIN REPLICATION PASSWORD 'secret';",
+         CREATE ROLE repscram LOGIN REPLICATION PASSWORD 'secret';
+         CREATE ROLE repcert LOGIN REPLICATION;",
     );
     let port = cluster.port();
     let info = |extra: &str| {
@@ -299,6 +340,29 @@ live_test!(replication_tls_and_channel_binding, |pg: &PgInstall| {
             .await
             .unwrap_err();
         assert_eq!(err.code(), Some("28000"), "{err}");
+
+        // Client certificate authentication: with the certificate, and without it.
+        let with_cert = conninfo(&format!(
+            "host=localhost port={port} user=repcert sslmode=verify-full sslrootcert={} sslcert={} sslkey={}",
+            ca.display(),
+            certs.path().join("client.crt").display(),
+            certs.path().join("client.key").display()
+        ));
+        let mut conn = connect(&with_cert).await;
+        assert!(conn.is_tls());
+        conn.identify_system().await.unwrap();
+        conn.close().await.unwrap();
+        let without = conninfo(&format!(
+            "host=localhost port={port} user=repcert sslmode=verify-full sslrootcert={} sslcert=/nonexistent/client.crt sslkey=/nonexistent/client.key",
+            ca.display()
+        ));
+        let err = ReplicationConnection::connect(&without).await.unwrap_err();
+        assert!(
+            err.code() == Some("28000")
+                || err.kind() == ErrorKind::Tls
+                || err.kind() == ErrorKind::Authentication,
+            "{err}"
+        );
 
         // An ordinary SQL connection through tokio-postgres with the same settings.
         let sql_info = conninfo(&format!(
