@@ -201,6 +201,17 @@ pub enum Command {
         backup_id: String,
     },
 
+    /// Maintenance to run every minute: start WAL archiving and streaming, check
+    /// waiting backups, enforce retention, clean lock files.
+    Cron {
+        /// Keep the standard streams of the processes it starts.
+        #[arg(long)]
+        keep_descriptors: bool,
+    },
+
+    /// Remove the lock files that no process holds.
+    LockDirectoryCleanup,
+
     /// Delete a backup, its incremental backups and the WAL no backup needs any more.
     Delete {
         /// The server name.

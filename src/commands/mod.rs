@@ -4,6 +4,7 @@
 
 pub mod archive_wal;
 pub mod check_backup;
+pub mod cron;
 pub mod delete;
 pub mod diagnose;
 pub mod get_wal;
@@ -83,6 +84,10 @@ pub fn dispatch(ctx: &mut Context, command: Command) -> Result<()> {
             server_name,
             backup_id,
         } => check_backup::run(ctx, &server_name, &backup_id),
+        Command::Cron { keep_descriptors } => cron::run(ctx, keep_descriptors),
+        Command::LockDirectoryCleanup => {
+            cron::clean_lock_directory(ctx.config.global.lock_directory())
+        }
         Command::Delete {
             server_name,
             backup_id,

@@ -9,6 +9,7 @@ mod archive_wal;
 mod cli;
 mod commands;
 mod config_errors;
+mod cron;
 mod harness;
 mod live;
 mod util;
