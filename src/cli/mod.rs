@@ -193,6 +193,16 @@ pub enum Command {
         server_name: String,
     },
 
+    /// Run the health checks of the given servers.
+    Check {
+        /// The server names ('all' checks every server).
+        #[arg(required = true, value_name = "SERVER_NAME")]
+        server_name: Vec<String>,
+        /// Nagios plugin output.
+        #[arg(long)]
+        nagios: bool,
+    },
+
     /// Check that a backup has all the WAL it needs; mark it DONE or FAILED.
     CheckBackup {
         /// The server name.

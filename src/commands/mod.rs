@@ -3,6 +3,7 @@
 //! inactive and disabled servers.
 
 pub mod archive_wal;
+pub mod check;
 pub mod check_backup;
 pub mod cron;
 pub mod delete;
@@ -80,6 +81,10 @@ pub fn dispatch(ctx: &mut Context, command: Command) -> Result<()> {
         } => verify_wal::run(ctx, &server_name, &wal_name),
         Command::ShowServers { server_name } => show_servers::run(ctx, &server_name),
         Command::ArchiveWal { server_name } => archive_wal::run(ctx, &server_name),
+        Command::Check {
+            server_name,
+            nagios,
+        } => check::run(ctx, &server_name, nagios),
         Command::CheckBackup {
             server_name,
             backup_id,

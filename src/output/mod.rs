@@ -133,6 +133,19 @@ impl Output {
         self.exit_code
     }
 
+    /// Mark the run as failed (exit code 1) without printing anything: the failure was
+    /// already shown in the command's own output (a failed check).
+    pub fn mark_failed(&mut self) {
+        self.errored = true;
+    }
+
+    /// Mark the run as failed with a specific exit code, without printing anything
+    /// (`check --nagios` exits 2 on CRITICAL).
+    pub fn mark_failed_with_code(&mut self, code: u8) {
+        self.errored = true;
+        self.exit_code = Some(code);
+    }
+
     /// Whether colours are on.
     pub fn color(&self) -> bool {
         self.color

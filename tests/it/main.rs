@@ -6,6 +6,7 @@
 //!   need one, for every major version 13 to 18;
 //! - `util`: scratch directories and the command runner.
 mod archive_wal;
+mod check;
 mod cli;
 mod commands;
 mod config_errors;

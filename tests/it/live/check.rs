@@ -1,0 +1,69 @@
+//! `check` against a working server on every major: all OK (exit 0) once WAL arrives,
+//! and the Nagios line says so.
+
+use std::os::unix::fs::PermissionsExt;
+
+use crate::harness::{live_test, ClusterOptions, PgCluster, PgInstall};
+use crate::util::Scratch;
+
+live_test!(check_passes_on_a_working_server, |pg: &PgInstall| {
+    let scratch = Scratch::new("");
+    let incoming = scratch.home().join("pg/incoming");
+    std::fs::create_dir_all(&incoming).unwrap();
+    for dir in [
+        scratch.path().to_path_buf(),
+        scratch.home(),
+        scratch.home().join("pg"),
+    ] {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    std::fs::set_permissions(&incoming, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let cluster = PgCluster::start_with(
+        pg,
+        &ClusterOptions::new()
+            .conf("archive_mode = on")
+            .conf(format!(
+                "archive_command = 'cp %p {}/%f'",
+                incoming.display()
+            )),
+    );
+    let text = std::fs::read_to_string(scratch.config()).unwrap();
+    scratch.write_config(&format!(
+        "{text}[pg]\nconninfo = {}\nbackup_method = postgres\narchiver = on\n",
+        cluster.conninfo()
+    ));
+    let segment = cluster.psql("select pg_walfile_name(pg_current_wal_lsn())");
+    cluster.psql("select pg_switch_wal()");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !incoming.join(&segment).exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "archive_command did not deliver {segment}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    scratch.barman(&["archive-wal", "pg"]).ok();
+    let run = scratch.barman(&["check", "pg"]);
+    let out = run.ok();
+    for line in [
+        "\tPostgreSQL: OK",
+        "\tsuperuser or standard user with backup privileges: OK",
+        "\tPostgreSQL streaming: OK",
+        "\twal_level: OK",
+        "\tarchive_mode: OK",
+        "\tarchive_command: OK",
+        "\tcontinuous archiving: OK",
+    ] {
+        assert!(out.lines().any(|l| l == line), "missing {line:?} in\n{out}");
+    }
+    assert!(!out.contains("FAILED"), "{out}");
+    let nagios = scratch
+        .barman(&["check", "--nagios", "pg"])
+        .ok()
+        .to_string();
+    assert!(
+        nagios.starts_with("BARMAN OK - Ready to serve the Espresso backup for pg|pg=0B pg_wals="),
+        "{nagios}"
+    );
+});
