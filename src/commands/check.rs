@@ -468,7 +468,7 @@ fn run_checks(
     // 18–20. Compression, failed backups, minimum redundancy.
     let compression_ok = server
         .text("compression")
-        .is_none_or(|c| Compression::from_name(c).is_ok());
+        .map_or(true, |c| Compression::from_name(c).is_ok());
     c.add("compression settings", compression_ok, None);
     let failed = backups
         .values()
