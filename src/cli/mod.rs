@@ -179,6 +179,13 @@ pub enum Command {
         wal_name: Vec<String>,
     },
 
+    /// Show a summary of the given servers: PostgreSQL, WAL archiving, retention, backups.
+    Status {
+        /// The server names ('all' for every server).
+        #[arg(required = true, value_name = "SERVER_NAME")]
+        server_name: Vec<String>,
+    },
+
     /// Show all configuration parameters for the specified servers.
     #[command(visible_alias = "show-server")]
     ShowServers {

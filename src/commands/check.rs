@@ -590,11 +590,7 @@ fn run_checks(
         })
         .unwrap_or_default();
     let count = |suffix: &str| errors.iter().filter(|e| e.ends_with(suffix)).count();
-    let (dup, unknown, not_relevant) = (
-        count(".duplicate"),
-        count(".unknown"),
-        count(".not_relevant"),
-    );
+    let (dup, unknown, not_relevant) = (count(".duplicate"), count(".unknown"), count(".error"));
     let other = errors.len() - dup - unknown - not_relevant;
     let mut parts = Vec::new();
     for (n, label) in [

@@ -16,6 +16,7 @@ pub mod list_servers;
 pub mod rebuild_xlogdb;
 pub mod show_backup;
 pub mod show_servers;
+pub mod status;
 pub mod verify_wal;
 
 use std::collections::BTreeSet;
@@ -79,6 +80,7 @@ pub fn dispatch(ctx: &mut Context, command: Command) -> Result<()> {
             server_name,
             wal_name,
         } => verify_wal::run(ctx, &server_name, &wal_name),
+        Command::Status { server_name } => status::run(ctx, &server_name),
         Command::ShowServers { server_name } => show_servers::run(ctx, &server_name),
         Command::ArchiveWal { server_name } => archive_wal::run(ctx, &server_name),
         Command::Check {
