@@ -60,3 +60,73 @@ fn check_reports_each_failure_with_barmans_names() {
         nagios.stdout
     );
 }
+
+#[test]
+fn check_fails_on_an_old_backup_and_old_wal() {
+    let scratch = Scratch::new(
+        "[pg]\nconninfo = host=127.0.0.1 port=1 user=postgres connect_timeout=2\nbackup_method = postgres\narchiver = on\nlast_backup_maximum_age = 1 day\nlast_wal_maximum_age = 2 hours\n",
+    );
+    scratch.write(
+        "home/pg/meta/20261101T000000-backup.info",
+        "mode=postgres\nserver_name=pg\nstatus=DONE\nsize=4096\nbegin_wal=000000010000000000000002\nend_wal=000000010000000000000002\nend_time=2026-11-01 00:10:00+00:00\n",
+    );
+    // Archived WAL, last written long ago.
+    scratch.write(
+        "home/pg/wals/pg-xlog.db",
+        "000000010000000000000002\t100\t1793500000.0\tNone\tNone\n000000010000000000000003\t100\t1793500000.5\tNone\tNone\n",
+    );
+    let run = scratch.barman(&["check", "pg"]);
+    run.code(1);
+    let line = |name: &str| {
+        run.stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("\t{name}: ")))
+            .unwrap_or_else(|| panic!("no {name} line in\n{}", run.stdout))
+            .to_string()
+    };
+    assert!(
+        line("backup maximum age").starts_with(
+            "\tbackup maximum age: FAILED (interval provided: 1 day, latest backup age: "
+        ),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        line("wal maximum age")
+            .starts_with("\twal maximum age: FAILED (interval provided: 2 hours, latest wal age: "),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(line("wal size"), "\twal size: OK (100 B)");
+    assert_eq!(
+        line("backup minimum size"),
+        "\tbackup minimum size: OK (4.0 KiB)"
+    );
+    assert!(
+        !run.stdout.contains("WAL archive:"),
+        "the archive is not empty"
+    );
+}
+
+#[test]
+fn check_counts_archiver_errors_by_kind() {
+    let scratch = Scratch::new(
+        "[pg]\nconninfo = host=127.0.0.1 port=1 user=postgres connect_timeout=2\nbackup_method = postgres\narchiver = on\n",
+    );
+    for name in [
+        "000000010000000000000002.20261122T000000Z.duplicate",
+        "000000010000000000000003.20261122T000000Z.duplicate",
+        "junk.20261122T000000Z.unknown",
+        "000000010000000000000004.20261122T000000Z.corrupt",
+    ] {
+        scratch.write(&format!("home/pg/errors/{name}"), "x");
+    }
+    let run = scratch.barman(&["check", "pg"]);
+    assert!(
+        run.stdout.contains(
+            "\tarchiver errors: FAILED (duplicates: 2, unknown: 1, unknown failure: 1)\n"
+        ),
+        "{}",
+        run.stdout
+    );
+}

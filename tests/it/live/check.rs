@@ -67,3 +67,42 @@ live_test!(check_passes_on_a_working_server, |pg: &PgInstall| {
         "{nagios}"
     );
 });
+
+live_test!(
+    check_reports_a_missing_slot_and_no_receiver,
+    |pg: &PgInstall| {
+        let cluster = PgCluster::start(pg);
+        let scratch = Scratch::new(&format!(
+        "[pg]\nconninfo = {}\nbackup_method = postgres\nstreaming_archiver = on\nslot_name = barman\n",
+        cluster.conninfo()
+    ));
+        let run = scratch.barman(&["check", "pg"]);
+        run.code(1);
+        for line in [
+        "\treplication slot: FAILED (replication slot 'barman' doesn't exist. Please execute 'barman receive-wal --create-slot pg')",
+        "\treceive-wal running: FAILED (See the Barman log file for more details)",
+        "\tPostgreSQL: OK",
+        "\tPostgreSQL streaming: OK",
+    ] {
+        assert!(run.stdout.lines().any(|l| l == line), "missing {line:?} in\n{}", run.stdout);
+    }
+        // A slot nobody streams from: present but not active.
+        cluster.psql("select pg_create_physical_replication_slot('barman', true)");
+        let run = scratch.barman(&["check", "pg"]);
+        assert!(
+        run.stdout.contains("\treplication slot: FAILED (slot 'barman' not active: is 'receive-wal' running?)\n"),
+        "{}",
+        run.stdout
+    );
+        let nagios = scratch.barman(&["check", "--nagios", "pg"]);
+        nagios.code(2);
+        assert!(nagios.stdout.contains("pg FAILED: "), "{}", nagios.stdout);
+        assert!(
+            nagios.stdout.contains(
+                "\npg.receive-wal running: FAILED (See the Barman log file for more details)\n"
+            ),
+            "{}",
+            nagios.stdout
+        );
+    }
+);
