@@ -15,6 +15,7 @@ pub mod hooks;
 pub mod logging;
 pub mod output;
 pub mod postgres;
+pub mod recovery;
 pub mod retention;
 pub mod user;
 pub mod wal;

@@ -8,6 +8,8 @@ use clap::{ArgGroup, Parser, Subcommand, ValueEnum};
 
 use crate::output::Format;
 
+pub mod restore;
+
 /// Barman-compatible backup and recovery manager for PostgreSQL.
 #[derive(Debug, Parser)]
 #[command(
@@ -161,6 +163,10 @@ pub enum Command {
         #[arg(required = true, value_name = "SERVER_NAME")]
         server_name: Vec<String>,
     },
+
+    /// Restore a backup into a directory, to the end of the WAL or to a point in time.
+    #[command(visible_alias = "recover")]
+    Restore(Box<restore::RestoreArgs>),
 
     /// Show everything known about one backup.
     #[command(visible_alias = "show-backups")]

@@ -14,6 +14,7 @@ pub mod list_backups;
 pub mod list_files;
 pub mod list_servers;
 pub mod rebuild_xlogdb;
+pub mod recover;
 pub mod show_backup;
 pub mod show_servers;
 pub mod status;
@@ -72,6 +73,7 @@ pub fn dispatch(ctx: &mut Context, command: Command) -> Result<()> {
             keep::run(ctx, &server_name, &backup_id, action)
         }
         Command::RebuildXlogdb { server_name } => rebuild_xlogdb::run(ctx, &server_name),
+        Command::Restore(args) => recover::run(ctx, *args),
         Command::ShowBackup {
             server_name,
             backup_id,

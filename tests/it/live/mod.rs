@@ -4,6 +4,8 @@
 mod archive;
 mod check;
 mod cluster;
+mod recover;
+mod recover_fixture;
 mod replication;
 mod replication_incremental;
 mod replication_streams;
