@@ -5,6 +5,7 @@
 //! configuration, become `barman_user`, set up logging, run one command, and turn
 //! the outcome into Barman's exit codes.
 
+pub mod backup;
 pub mod catalog;
 pub mod cli;
 pub mod commands;

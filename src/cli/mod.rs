@@ -168,6 +168,18 @@ pub enum Command {
     #[command(visible_alias = "recover")]
     Restore(Box<restore::RestoreArgs>),
 
+    /// Take a base backup of the given servers over the streaming replication protocol.
+    Backup(BackupCli),
+
+    /// Check a backup's files against its backup_manifest (sizes and checksums).
+    #[command(visible_alias = "verify")]
+    VerifyBackup {
+        /// The server name.
+        server_name: String,
+        /// The backup id, a shortcut (latest, oldest, last-failed, latest-full) or a name.
+        backup_id: String,
+    },
+
     /// Show everything known about one backup.
     #[command(visible_alias = "show-backups")]
     ShowBackup {
@@ -249,6 +261,68 @@ pub enum Command {
         #[arg(long)]
         show_config_source: bool,
     },
+}
+
+/// `backup` arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BackupCli {
+    /// The server names ('all' backs up every server).
+    #[arg(required = true, value_name = "SERVER_NAME")]
+    pub server_name: Vec<String>,
+    /// Ask for an immediate (fast) checkpoint at the start.
+    #[arg(long, overrides_with = "no_immediate_checkpoint")]
+    pub immediate_checkpoint: bool,
+    /// Let the starting checkpoint be spread.
+    #[arg(long, overrides_with = "immediate_checkpoint")]
+    pub no_immediate_checkpoint: bool,
+    /// Performs an incremental backup (not supported yet).
+    #[arg(long, value_name = "BACKUP_ID")]
+    pub incremental: Option<String>,
+    /// rsync only: reuse the previous backup (refused with backup_method = postgres).
+    #[arg(long, num_args = 0..=1, default_missing_value = "link", value_parser = ["off", "copy", "link"])]
+    pub reuse_backup: Option<String>,
+    /// Attempts after a failed copy.
+    #[arg(long, value_name = "RETRY_TIMES")]
+    pub retry_times: Option<u64>,
+    /// Seconds between attempts.
+    #[arg(long, value_name = "RETRY_SLEEP")]
+    pub retry_sleep: Option<u64>,
+    /// Do not retry a failed copy.
+    #[arg(long)]
+    pub no_retry: bool,
+    /// rsync only: parallel jobs (ignored).
+    #[arg(short = 'j', long, value_name = "NJOBS")]
+    pub jobs: Option<u64>,
+    /// rsync only (ignored).
+    #[arg(long, hide = true)]
+    pub jobs_start_batch_period: Option<u64>,
+    /// rsync only (ignored).
+    #[arg(long, hide = true)]
+    pub jobs_start_batch_size: Option<u64>,
+    /// Maximum transfer rate in kB/s (0: no limit); overrides bandwidth_limit.
+    #[arg(long, value_name = "KBPS")]
+    pub bwlimit: Option<u64>,
+    /// Wait until the WAL the backup needs is archived (the backup is then DONE).
+    #[arg(short = 'w', long)]
+    pub wait: bool,
+    /// Seconds to wait with --wait before giving up (0: forever).
+    #[arg(long, value_name = "TIMEOUT")]
+    pub wait_timeout: Option<u64>,
+    /// rsync only (ignored).
+    #[arg(long, value_name = "KEEPALIVE_INTERVAL", hide = true)]
+    pub keepalive_interval: Option<u64>,
+    /// A name for the backup, usable instead of its id.
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// rsync only (ignored: the server always sends a manifest here).
+    #[arg(long, overrides_with = "no_manifest")]
+    pub manifest: bool,
+    /// rsync only (ignored).
+    #[arg(long, overrides_with = "manifest")]
+    pub no_manifest: bool,
+    /// Time limit of the checks before the backup (ignored).
+    #[arg(long, value_name = "CHECK_TIMEOUT", hide = true)]
+    pub check_timeout: Option<u64>,
 }
 
 /// `keep --target` values.

@@ -3,6 +3,7 @@
 //! inactive and disabled servers.
 
 pub mod archive_wal;
+pub mod backup;
 pub mod check;
 pub mod check_backup;
 pub mod cron;
@@ -18,6 +19,7 @@ pub mod recover;
 pub mod show_backup;
 pub mod show_servers;
 pub mod status;
+pub mod verify_backup;
 pub mod verify_wal;
 
 use std::collections::BTreeSet;
@@ -74,6 +76,11 @@ pub fn dispatch(ctx: &mut Context, command: Command) -> Result<()> {
         }
         Command::RebuildXlogdb { server_name } => rebuild_xlogdb::run(ctx, &server_name),
         Command::Restore(args) => recover::run(ctx, *args),
+        Command::Backup(args) => backup::run(ctx, args.into_backup_args()?),
+        Command::VerifyBackup {
+            server_name,
+            backup_id,
+        } => verify_backup::run(ctx, &server_name, &backup_id),
         Command::ShowBackup {
             server_name,
             backup_id,

@@ -481,6 +481,9 @@ fn give_tablespaces_to_server_user(data_dir: &Path) {
     }
 }
 
+/// How long one psql run may take in a test.
+const PSQL_TIMEOUT: Duration = Duration::from_secs(300);
+
 fn run_with_stdin(command: &mut std::process::Command, input: &str, what: &str) -> String {
     let mut child = command
         .stdin(Stdio::piped())
@@ -492,10 +495,27 @@ fn run_with_stdin(command: &mut std::process::Command, input: &str, what: &str) 
     let owned_input = input.to_owned();
     // Write from another thread so a large output cannot deadlock against a large input.
     let writer = std::thread::spawn(move || stdin.write_all(owned_input.as_bytes()));
+    // A watchdog: a stuck statement fails the test instead of hanging the suite.
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if finished.recv_timeout(PSQL_TIMEOUT).is_err() {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            return true;
+        }
+        false
+    });
     let output = child
         .wait_with_output()
         .unwrap_or_else(|err| panic!("{what}: wait for {command:?}: {err}"));
+    let _ = done.send(());
+    let timed_out = watchdog.join().unwrap_or(false);
     let written = writer.join().expect("the stdin writer thread panicked");
+    assert!(
+        !timed_out,
+        "{what} did not finish within {PSQL_TIMEOUT:?} and was killed: {command:?}\n--- input\n{}",
+        excerpt(input, 4000),
+    );
     assert!(
         output.status.success(),
         "{what} failed ({}): {command:?}\n--- input\n{}\n--- stderr\n{}",

@@ -2,6 +2,7 @@
 //!
 //! Each needs the installs of `scripts/install-postgres` and fails with that hint without them.
 mod archive;
+mod backup;
 mod check;
 mod cluster;
 mod recover;

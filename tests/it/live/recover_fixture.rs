@@ -116,12 +116,13 @@ impl Fixture {
         let (start_sql, stop_sql) = if major >= 15 {
             (
                 "select pg_backup_start('barman-rs test', true);",
-                "select lsn, encode(convert_to(labelfile, 'UTF8'), 'hex'), pg_walfile_name(lsn) from pg_backup_stop();",
+                // wait_for_archive => false: archive_all() waits, with a deadline.
+                "select lsn, encode(convert_to(labelfile, 'UTF8'), 'hex'), pg_walfile_name(lsn) from pg_backup_stop(false);",
             )
         } else {
             (
                 "select pg_start_backup('barman-rs test', true, false);",
-                "select lsn, encode(convert_to(labelfile, 'UTF8'), 'hex'), pg_walfile_name(lsn) from pg_stop_backup(false);",
+                "select lsn, encode(convert_to(labelfile, 'UTF8'), 'hex'), pg_walfile_name(lsn) from pg_stop_backup(false, false);",
             )
         };
         let output = c.psql(&format!("{start_sql}\n\\! {copy}\n{stop_sql}\n"));

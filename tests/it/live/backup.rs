@@ -1,0 +1,482 @@
+//! `barman backup` over BASE_BACKUP on every major version, with PostgreSQL's
+//! archive_command delivering WAL into `incoming/` (so backups reach DONE without
+//! receive-wal): a plain backup of a pgbench cluster with a tablespace reaches DONE, matches
+//! its manifest (our `verify-backup`, and `pg_verifybackup` 15 where it reads the manifest
+//! version) and starts as a server with the same data; compressed backups keep tar files
+//! whose members match the manifest; a backup whose server stops mid-way ends FAILED with
+//! nothing stored, and a concurrent backup is refused by the lock.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::harness::{
+    client_bin, copy_dir, give_tree_to_server_user, live_test, run_live, ClusterOptions, PgCluster,
+    PgInstall,
+};
+use crate::util::{Run, Scratch};
+
+/// A cluster archiving into a barman catalogue, with a tablespace `ts1`.
+struct Setup {
+    scratch: Scratch,
+    cluster: PgCluster,
+    tablespace: PathBuf,
+}
+
+impl Setup {
+    fn new(pg: &PgInstall, server_options: &str) -> Setup {
+        let scratch = Scratch::new("");
+        let incoming = scratch.home().join("pg/incoming");
+        std::fs::create_dir_all(&incoming).unwrap();
+        for dir in [
+            scratch.path().to_path_buf(),
+            scratch.home(),
+            scratch.home().join("pg"),
+        ] {
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        std::fs::set_permissions(&incoming, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let tablespace = scratch.path().join("ts1");
+        std::fs::create_dir(&tablespace).unwrap();
+        give_tree_to_server_user(&tablespace);
+        let cluster = PgCluster::start_with(
+            pg,
+            &ClusterOptions::new()
+                .conf("archive_mode = on")
+                .conf(format!(
+                "archive_command = 'test ! -f {0}/%f && cp %p {0}/%f.tmp && mv {0}/%f.tmp {0}/%f'",
+                incoming.display()
+            )),
+        );
+        cluster.psql(&format!(
+            "create tablespace ts1 location '{}'",
+            tablespace.display()
+        ));
+        let text = std::fs::read_to_string(scratch.config()).unwrap();
+        scratch.write_config(&format!(
+            "{text}[pg]\nconninfo = {}\nbackup_method = postgres\narchiver = on\n{server_options}\n",
+            cluster.conninfo()
+        ));
+        Setup {
+            scratch,
+            cluster,
+            tablespace,
+        }
+    }
+
+    /// pgbench tables (in the tablespace) plus a table in the default tablespace.
+    fn load(&self, scale: u32) -> String {
+        self.cluster.pgbench(&[
+            "-i",
+            "-q",
+            "-s",
+            &scale.to_string(),
+            "--tablespace=ts1",
+            "--index-tablespace=ts1",
+        ]);
+        self.cluster.psql(
+            "create table plain_t as select g, md5(g::text) from generate_series(1, 20000) g",
+        );
+        self.checksum(&self.cluster)
+    }
+
+    /// A fingerprint of the data.
+    fn checksum(&self, cluster: &PgCluster) -> String {
+        cluster.psql(
+            "select (select count(*) || ':' || sum(abalance + aid) from pgbench_accounts) || '/' || \
+             (select count(*) || ':' || sum(g) from plain_t)",
+        )
+    }
+
+    fn barman(&self, args: &[&str]) -> Run {
+        self.scratch.barman(args)
+    }
+
+    /// The only backup id of the catalogue with this status.
+    fn backup_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = std::fs::read_dir(self.scratch.home().join("pg/meta"))
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .filter_map(|e| {
+                        e.file_name()
+                            .to_string_lossy()
+                            .strip_suffix("-backup.info")
+                            .map(str::to_string)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        ids.sort();
+        ids
+    }
+
+    fn info(&self, id: &str) -> String {
+        std::fs::read_to_string(
+            self.scratch
+                .home()
+                .join(format!("pg/meta/{id}-backup.info")),
+        )
+        .unwrap()
+    }
+
+    fn base(&self, id: &str) -> PathBuf {
+        self.scratch.home().join("pg/base").join(id)
+    }
+}
+
+fn field<'a>(info: &'a str, key: &str) -> &'a str {
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("no {key} in\n{info}"))
+}
+
+/// Copy a plain backup to `dest` (tablespaces relinked to copies) with the archived WAL in
+/// pg_wal, start it and return the cluster.
+fn start_restored(pg: &PgInstall, setup: &Setup, id: &str, dest: &Path) -> PgCluster {
+    let data = dest.join("data");
+    copy_dir(&setup.base(id).join("data"), &data);
+    let links = data.join("pg_tblspc");
+    for entry in std::fs::read_dir(&links).unwrap() {
+        let entry = entry.unwrap();
+        let target = std::fs::read_link(entry.path()).unwrap();
+        assert!(
+            target.starts_with(setup.base(id)),
+            "tablespace link {} points outside the backup: {}",
+            entry.path().display(),
+            target.display()
+        );
+        let copy = dest.join(format!("ts_{}", entry.file_name().to_string_lossy()));
+        copy_dir(&target, &copy);
+        std::fs::remove_file(entry.path()).unwrap();
+        std::os::unix::fs::symlink(&copy, entry.path()).unwrap();
+    }
+    let wals = setup.scratch.home().join("pg/wals");
+    for dir in std::fs::read_dir(&wals).unwrap() {
+        let dir = dir.unwrap().path();
+        if dir.is_dir() {
+            for wal in std::fs::read_dir(&dir).unwrap() {
+                let wal = wal.unwrap().path();
+                let name = wal.file_name().unwrap().to_string_lossy().into_owned();
+                if name.len() == 24 {
+                    std::fs::copy(&wal, data.join("pg_wal").join(&name)).unwrap();
+                }
+            }
+        }
+    }
+    // The copy must not archive into the catalogue of the source.
+    std::fs::write(data.join("postgresql.auto.conf"), "archive_mode = off\n").unwrap();
+    PgCluster::start_existing(pg, &data)
+}
+
+live_test!(
+    a_plain_backup_reaches_done_verifies_and_starts,
+    |pg: &PgInstall| {
+        let setup = Setup::new(pg, "");
+        let expected = setup.load(1);
+        let started = Instant::now();
+        let run = setup.barman(&[
+            "backup",
+            "--immediate-checkpoint",
+            "--name",
+            "nightly",
+            "--wait",
+            "--wait-timeout",
+            "120",
+            "pg",
+        ]);
+        let out = run.ok().to_string();
+        eprintln!(
+            "PostgreSQL {}: backup took {:?}\n{out}",
+            pg.major,
+            started.elapsed()
+        );
+        let ids = setup.backup_ids();
+        assert_eq!(ids.len(), 1, "{out}");
+        let id = &ids[0];
+        for line in [
+            format!(
+                "Starting backup using postgres method for server pg in {}",
+                setup.base(id).display()
+            ),
+            format!("Starting backup copy via BASE_BACKUP for {id}"),
+            "Backup start at LSN: ".to_string(),
+            "Copy done (time: ".to_string(),
+            "Finalising the backup.".to_string(),
+            "This is the first backup for server pg".to_string(),
+            "Backup size: ".to_string(),
+            "Backup end at LSN: ".to_string(),
+            "Backup completed (start time: ".to_string(),
+            "Waiting for the WAL file ".to_string(),
+        ] {
+            assert!(
+                out.contains(&line),
+                "missing {line:?} in\n{out}\n{}",
+                run.stderr
+            );
+        }
+        assert!(!run.stderr.contains("WAITING_FOR_WALS"), "{}", run.stderr);
+        let info = setup.info(id);
+        assert_eq!(field(&info, "status"), "DONE", "{info}");
+        assert_eq!(field(&info, "mode"), "postgres");
+        assert_eq!(field(&info, "compression"), "None");
+        assert_eq!(field(&info, "error"), "None");
+        assert!(
+            field(&info, "tablespaces").starts_with("[('ts1', "),
+            "{info}"
+        );
+        assert!(field(&info, "backup_label").contains("BACKUP METHOD: streamed"));
+        assert_eq!(
+            field(&info, "systemid"),
+            setup
+                .cluster
+                .psql("select system_identifier from pg_control_system()")
+        );
+        assert!(field(&info, "end_xlog") >= field(&info, "begin_xlog"));
+        // The restore point is in the WAL after the backup.
+        let data = setup.base(id).join("data");
+        assert!(data.join("PG_VERSION").exists() && data.join("backup_manifest").exists());
+        let oid = setup
+            .cluster
+            .psql("select oid from pg_tablespace where spcname = 'ts1'");
+        assert_eq!(
+            std::fs::read_link(data.join("pg_tblspc").join(&oid)).unwrap(),
+            setup.base(id).join(&oid)
+        );
+        assert!(!setup.tablespace.join("nothing").exists());
+        // Our verification, and pg_verifybackup 15 where it reads the manifest (v1, 13 to 16).
+        let verified = setup.barman(&["verify-backup", "pg", id]);
+        assert!(
+            verified.ok().contains("backup successfully verified"),
+            "{}",
+            verified.stdout
+        );
+        if pg.major <= 16 {
+            let output = std::process::Command::new(client_bin("pg_verifybackup"))
+                .arg("--no-parse-wal")
+                .arg(&data)
+                .output()
+                .unwrap();
+            assert!(
+                output.status.success(),
+                "pg_verifybackup failed:\n{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        // list-backups and show-backup read what backup wrote.
+        let listed = setup.barman(&["list-backups", "pg"]).ok().to_string();
+        assert!(
+            listed.starts_with(&format!("pg {id} 'nightly' - F - ")),
+            "{listed}"
+        );
+        // The backup plus the archived WAL starts and holds the data.
+        let restored_dir = tempfile::Builder::new()
+            .prefix("barman-restored-")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let restored = start_restored(pg, &setup, id, restored_dir.path());
+        assert_eq!(setup.checksum(&restored), expected);
+        drop(restored);
+        // A damaged file is found by verify-backup.
+        let victim = data.join("PG_VERSION");
+        std::fs::write(&victim, "99\n").unwrap();
+        let bad = setup.barman(&["verify-backup", "pg", id]);
+        bad.code(1)
+            .stderr_has("verify backup failure on directory")
+            .stderr_has("checksum mismatch for file \"PG_VERSION\"");
+    }
+);
+
+live_test!(
+    compressed_backups_keep_tar_files_matching_the_manifest,
+    |pg: &PgInstall| {
+        let setup = Setup::new(pg, "immediate_checkpoint = true");
+        setup.load(1);
+        let mut cases: Vec<(&str, &str, Vec<&str>)> = vec![
+            (
+                "gzip",
+                "backup_compression = gzip",
+                vec!["base.tar.gz", "backup_manifest"],
+            ),
+            (
+                "lz4",
+                "backup_compression = lz4",
+                vec!["base.tar.lz4", "backup_manifest"],
+            ),
+            (
+                "zstd",
+                "backup_compression = zstd\nbackup_compression_workers = 2",
+                vec!["base.tar.zst", "backup_manifest"],
+            ),
+        ];
+        // Server-side compression (15+): gzip is in every build; zstd only where the server was
+        // built with it (Debian's 15, not the minimal builds of the other majors).
+        if pg.major >= 15 {
+            cases.push((
+                "gzip",
+                "backup_compression = gzip\nbackup_compression_location = server",
+                vec!["base.tar.gz", "backup_manifest"],
+            ));
+            cases.push((
+            "None",
+            "backup_compression = gzip\nbackup_compression_location = server\nbackup_compression_format = plain",
+            vec!["PG_VERSION", "backup_manifest"],
+        ));
+        }
+        if pg.major == 15 {
+            cases.push((
+            "zstd",
+            "backup_compression = zstd\nbackup_compression_location = server\nbackup_compression_level = 5",
+            vec!["base.tar.zst", "backup_manifest"],
+        ));
+        }
+        let base_config = std::fs::read_to_string(setup.scratch.config()).unwrap();
+        let oid = setup
+            .cluster
+            .psql("select oid from pg_tablespace where spcname = 'ts1'");
+        for (recorded, options, files) in cases {
+            setup
+                .scratch
+                .write_config(&format!("{base_config}{options}\n"));
+            let run = setup.barman(&["backup", "--wait", "--wait-timeout", "120", "pg"]);
+            run.ok();
+            let id = setup.backup_ids().pop().unwrap();
+            let info = setup.info(&id);
+            assert_eq!(field(&info, "status"), "DONE", "{options}\n{info}");
+            assert_eq!(field(&info, "compression"), recorded, "{options}");
+            let data = setup.base(&id).join("data");
+            for f in &files {
+                assert!(
+                    data.join(f).exists(),
+                    "{options}: no {f} in {}",
+                    data.display()
+                );
+            }
+            if recorded != "None" {
+                let suffix = files[0].strip_prefix("base.tar").unwrap();
+                assert!(
+                    data.join(format!("{oid}.tar{suffix}")).exists(),
+                    "{options}"
+                );
+                assert!(!data.join("PG_VERSION").exists());
+            }
+            let verified = setup.barman(&["verify-backup", "pg", &id]);
+            assert!(
+                verified.ok().contains("backup successfully verified"),
+                "{options}: {}",
+                verified.stderr
+            );
+        }
+    }
+);
+
+/// Poll until `check` holds (or panic after `secs`).
+fn wait_until(secs: u64, what: &str, check: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn failing_backup(pg: &PgInstall) {
+    let mut setup = Setup::new(pg, "immediate_checkpoint = true");
+    setup.load(2);
+    // A slow backup (1 MB/s), stopped by a server crash after the copy started.
+    let child = crate::util::barman_command()
+        .arg("-c")
+        .arg(setup.scratch.config())
+        .args(["backup", "--bwlimit", "1024", "pg"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let data_started = |s: &Setup| {
+        s.backup_ids()
+            .first()
+            .is_some_and(|id| s.base(id).join("data/base").exists())
+    };
+    wait_until(60, "the copy to start", || data_started(&setup));
+    // The lock refuses a second backup meanwhile.
+    let second = setup.barman(&["backup", "pg"]);
+    second
+        .code(1)
+        .stderr_has("Another backup process is running");
+    setup.cluster.stop_with_mode("immediate");
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("ERROR: Backup failed copying files.\nDETAILS: "),
+        "{stderr}"
+    );
+    let ids = setup.backup_ids();
+    assert_eq!(ids.len(), 1);
+    let info = setup.info(&ids[0]);
+    assert_eq!(field(&info, "status"), "FAILED", "{info}");
+    assert!(
+        field(&info, "error").starts_with("failure copying files ("),
+        "{info}"
+    );
+    assert!(
+        !setup.base(&ids[0]).exists(),
+        "partial files were left behind"
+    );
+    let listed = setup.barman(&["list-backups", "pg"]).ok().to_string();
+    assert!(listed.contains("FAILED"), "{listed}");
+    // A backup process killed mid-copy leaves a STARTED backup: the next backup marks it
+    // FAILED and removes its files.
+    setup.cluster.start_again();
+    let mut child = crate::util::barman_command()
+        .arg("-c")
+        .arg(setup.scratch.config())
+        .args(["-q", "backup", "--bwlimit", "1024", "pg"])
+        .spawn()
+        .unwrap();
+    wait_until(60, "the second copy to start", || {
+        setup.backup_ids().len() == 2
+            && setup
+                .base(&setup.backup_ids()[1])
+                .join("data/base")
+                .exists()
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let killed = setup.backup_ids()[1].clone();
+    assert_eq!(field(&setup.info(&killed), "status"), "STARTED");
+    let next = setup.barman(&["backup", "--wait", "pg"]);
+    next.ok();
+    next.stderr_has(&format!(
+        "Backup {killed} of server pg was interrupted: it is now marked as FAILED"
+    ));
+    assert_eq!(field(&setup.info(&killed), "status"), "FAILED");
+    assert!(!setup.base(&killed).exists());
+    let last = setup.backup_ids().pop().unwrap();
+    assert_eq!(field(&setup.info(&last), "status"), "DONE");
+    // Another cluster behind the same server name is refused.
+    setup.scratch.write(
+        "home/pg/identity.json",
+        "{\n    \"systemid\": \"1\",\n    \"version\": \"15\"\n}\n",
+    );
+    setup
+        .barman(&["backup", "pg"])
+        .code(1)
+        .stderr_has("Impossible to start the backup of server 'pg'")
+        .stderr_has("differs from 1 recorded in identity.json");
+}
+
+#[test]
+fn a_backup_whose_server_stops_fails_and_the_lock_refuses_a_second_pg15() {
+    run_live(15, failing_backup);
+}
+
+#[test]
+fn a_backup_whose_server_stops_fails_and_the_lock_refuses_a_second_pg13() {
+    run_live(13, failing_backup);
+}
+
+#[test]
+fn a_backup_whose_server_stops_fails_and_the_lock_refuses_a_second_pg18() {
+    run_live(18, failing_backup);
+}
