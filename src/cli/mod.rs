@@ -2,13 +2,13 @@
 //! derives. Doc comments are the help text. Parsing rules (global options come
 //! before the sub-command) follow Barman's `barman/cli.py`.
 
+pub mod restore;
+
 use std::path::PathBuf;
 
 use clap::{ArgGroup, Parser, Subcommand, ValueEnum};
 
 use crate::output::Format;
-
-pub mod restore;
 
 /// Barman-compatible backup and recovery manager for PostgreSQL.
 #[derive(Debug, Parser)]
@@ -164,22 +164,6 @@ pub enum Command {
         server_name: Vec<String>,
     },
 
-    /// Restore a backup into a directory, to the end of the WAL or to a point in time.
-    #[command(visible_alias = "recover")]
-    Restore(Box<restore::RestoreArgs>),
-
-    /// Take a base backup of the given servers over the streaming replication protocol.
-    Backup(BackupCli),
-
-    /// Check a backup's files against its backup_manifest (sizes and checksums).
-    #[command(visible_alias = "verify")]
-    VerifyBackup {
-        /// The server name.
-        server_name: String,
-        /// The backup id, a shortcut (latest, oldest, last-failed, latest-full) or a name.
-        backup_id: String,
-    },
-
     /// Show everything known about one backup.
     #[command(visible_alias = "show-backups")]
     ShowBackup {
@@ -236,6 +220,79 @@ pub enum Command {
         backup_id: String,
     },
 
+    /// Stream WAL from the server into the streaming directory until stopped, or
+    /// manage its replication slot and position.
+    ReceiveWal {
+        /// Stop the receive-wal process of the server.
+        #[arg(long)]
+        stop: bool,
+        /// Reset the status of receive-wal, removing any status files.
+        #[arg(long)]
+        reset: bool,
+        /// Create the replication slot, if it does not exist.
+        #[arg(long)]
+        create_slot: bool,
+        /// Do not fail when --create-slot finds the slot already there.
+        #[arg(long)]
+        if_not_exists: bool,
+        /// Drop the replication slot, if it exists.
+        #[arg(long)]
+        drop_slot: bool,
+        /// The server name.
+        server_name: String,
+    },
+
+    /// Show live information about the streaming clients of the servers.
+    ReplicationStatus {
+        /// The server names ('all' for every server).
+        #[arg(required = true, value_name = "SERVER_NAME")]
+        server_name: Vec<String>,
+        /// Machine readable output.
+        #[arg(long)]
+        minimal: bool,
+        /// Which clients: hot standby servers, WAL streamers, or all.
+        #[arg(long, value_enum, default_value = "all")]
+        target: crate::commands::replication_status::Target,
+        /// List the clients of the backup host (conninfo) or of the WAL host (wal_conninfo).
+        #[arg(long, value_enum, default_value = "backup-host")]
+        source: crate::commands::replication_status::SourceHost,
+    },
+
+    /// Close the current WAL segment of the servers (pg_switch_wal).
+    #[command(visible_alias = "switch-xlog")]
+    SwitchWal {
+        /// The server names ('all' for every server).
+        #[arg(required = true, value_name = "SERVER_NAME")]
+        server_name: Vec<String>,
+        /// Run a CHECKPOINT before the switch.
+        #[arg(long)]
+        force: bool,
+        /// Wait for one WAL file to be archived.
+        #[arg(long)]
+        archive: bool,
+        /// How long --archive waits, in seconds.
+        #[arg(long, value_name = "TIMEOUT", default_value_t = 30)]
+        archive_timeout: u64,
+    },
+
+    /// Receive WAL files (a tar stream with their checksums, as barman-wal-archive sends
+    /// it) on standard input and store them in the incoming directory.
+    PutWal {
+        /// The server name.
+        server_name: String,
+        /// Only check that the server is ready to accept WAL files.
+        #[arg(short = 't', long)]
+        test: bool,
+    },
+
+    /// Stop a barman process of a server (backup, receive-wal, archive-wal, cron, ...).
+    TerminateProcess {
+        /// The server name.
+        server_name: String,
+        /// The task to stop.
+        task: String,
+    },
+
     /// Maintenance to run every minute: start WAL archiving and streaming, check
     /// waiting backups, enforce retention, clean lock files.
     Cron {
@@ -255,12 +312,50 @@ pub enum Command {
         backup_id: String,
     },
 
+    /// Restore a backup into a directory, to the end of the WAL or to a point in time.
+    #[command(visible_alias = "recover")]
+    Restore(Box<restore::RestoreArgs>),
+
     /// Diagnostic information in JSON: configuration, catalogue and system.
     Diagnose {
         /// Include the configuration file each setting comes from.
         #[arg(long)]
         show_config_source: bool,
     },
+
+    /// Take a base backup of the given servers over the streaming replication protocol.
+    Backup(BackupCli),
+
+    /// Check a backup's files against its backup_manifest (sizes and checksums).
+    #[command(visible_alias = "verify")]
+    VerifyBackup {
+        /// The server name.
+        server_name: String,
+        /// The backup id, a shortcut (latest, oldest, last-failed, latest-full) or a name.
+        backup_id: String,
+    },
+}
+
+/// `keep --target` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KeepTargetArg {
+    /// The backup and every WAL file after it (recovery to any later point).
+    Full,
+    /// The backup and only the WAL it needs to be consistent.
+    Standalone,
+}
+
+/// `list-files --target` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ListFilesTarget {
+    /// The backup's files and the WAL it needs to be consistent.
+    Standalone,
+    /// The backup's files.
+    Data,
+    /// The WAL archived from the backup up to the next one.
+    Wal,
+    /// The backup's files and the WAL up to the next backup.
+    Full,
 }
 
 /// `backup` arguments.
@@ -323,26 +418,4 @@ pub struct BackupCli {
     /// Time limit of the checks before the backup (ignored).
     #[arg(long, value_name = "CHECK_TIMEOUT", hide = true)]
     pub check_timeout: Option<u64>,
-}
-
-/// `keep --target` values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum KeepTargetArg {
-    /// The backup and every WAL file after it (recovery to any later point).
-    Full,
-    /// The backup and only the WAL it needs to be consistent.
-    Standalone,
-}
-
-/// `list-files --target` values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ListFilesTarget {
-    /// The backup's files and the WAL it needs to be consistent.
-    Standalone,
-    /// The backup's files.
-    Data,
-    /// The WAL archived from the backup up to the next one.
-    Wal,
-    /// The backup's files and the WAL up to the next backup.
-    Full,
 }

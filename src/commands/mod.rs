@@ -14,11 +14,16 @@ pub mod keep;
 pub mod list_backups;
 pub mod list_files;
 pub mod list_servers;
+pub mod put_wal;
 pub mod rebuild_xlogdb;
+pub mod receive_wal;
 pub mod recover;
+pub mod replication_status;
 pub mod show_backup;
 pub mod show_servers;
 pub mod status;
+pub mod switch_wal;
+pub mod terminate_process;
 pub mod verify_backup;
 pub mod verify_wal;
 
@@ -75,12 +80,6 @@ pub fn dispatch(ctx: &mut Context, command: Command) -> Result<()> {
             keep::run(ctx, &server_name, &backup_id, action)
         }
         Command::RebuildXlogdb { server_name } => rebuild_xlogdb::run(ctx, &server_name),
-        Command::Restore(args) => recover::run(ctx, *args),
-        Command::Backup(args) => backup::run(ctx, args.into_backup_args()?),
-        Command::VerifyBackup {
-            server_name,
-            backup_id,
-        } => verify_backup::run(ctx, &server_name, &backup_id),
         Command::ShowBackup {
             server_name,
             backup_id,
@@ -100,6 +99,50 @@ pub fn dispatch(ctx: &mut Context, command: Command) -> Result<()> {
             server_name,
             backup_id,
         } => check_backup::run(ctx, &server_name, &backup_id),
+        Command::ReceiveWal {
+            stop,
+            reset,
+            create_slot,
+            if_not_exists,
+            drop_slot,
+            server_name,
+        } => receive_wal::run(
+            ctx,
+            receive_wal::ReceiveWalArgs {
+                server: server_name,
+                stop,
+                reset,
+                create_slot,
+                if_not_exists,
+                drop_slot,
+            },
+        ),
+        Command::ReplicationStatus {
+            server_name,
+            minimal,
+            target,
+            source,
+        } => replication_status::run(ctx, &server_name, minimal, target, source),
+        Command::SwitchWal {
+            server_name,
+            force,
+            archive,
+            archive_timeout,
+        } => switch_wal::run(
+            ctx,
+            switch_wal::SwitchWalArgs {
+                servers: server_name,
+                force,
+                archive,
+                archive_timeout,
+            },
+        ),
+        Command::PutWal { server_name, test } => {
+            put_wal::run(ctx, &server_name, test, &mut std::io::stdin().lock())
+        }
+        Command::TerminateProcess { server_name, task } => {
+            terminate_process::run(ctx, &server_name, &task)
+        }
         Command::Cron { keep_descriptors } => cron::run(ctx, keep_descriptors),
         Command::LockDirectoryCleanup => {
             cron::clean_lock_directory(ctx.config.global.lock_directory())
@@ -138,6 +181,12 @@ pub fn dispatch(ctx: &mut Context, command: Command) -> Result<()> {
             },
         ),
         Command::Diagnose { show_config_source } => diagnose::run(ctx, show_config_source),
+        Command::Backup(args) => backup::run(ctx, args.into_backup_args()?),
+        Command::VerifyBackup {
+            server_name,
+            backup_id,
+        } => verify_backup::run(ctx, &server_name, &backup_id),
+        Command::Restore(args) => recover::run(ctx, *args),
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod archiver;
 pub mod compression;
+pub mod receiver;
 
 use std::path::{Path, PathBuf};
 

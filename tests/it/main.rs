@@ -13,5 +13,6 @@ mod config_errors;
 mod cron;
 mod harness;
 mod live;
+mod put_wal;
 mod util;
 mod wal_commands;
