@@ -5,6 +5,7 @@ mod archive;
 mod backup;
 mod check;
 mod cluster;
+mod cron_live;
 mod receive_wal;
 mod recover;
 mod recover_fixture;

@@ -1,0 +1,133 @@
+//! `cron` left to do its job on a real server: it starts the WAL receiver, archives
+//! what the receiver wrote, and after the receiver is killed the next `cron` starts a
+//! new one that carries on without a gap in the archive.
+
+use std::path::Path;
+use std::time::Duration;
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use super::receive_wal::{streaming_scratch, wait_until};
+use crate::harness::{live_test, PgCluster, PgInstall};
+use crate::util::Scratch;
+
+/// The PID written in the receiver's lock file, if a live process holds it.
+fn receiver_pid(scratch: &Scratch) -> Option<i32> {
+    let text = std::fs::read_to_string(scratch.home().join(".pg-receive-wal.lock")).ok()?;
+    let pid: i32 = text.trim().parse().ok()?;
+    kill(Pid::from_raw(pid), None).ok().map(|()| pid)
+}
+
+/// Kills the receiver cron started (detached, so nothing else would) when the test ends.
+struct KillReceiver<'a>(&'a Scratch);
+
+impl Drop for KillReceiver<'_> {
+    fn drop(&mut self) {
+        if let Some(pid) = receiver_pid(self.0) {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+    }
+}
+
+fn receive_wal_running(scratch: &Scratch) -> bool {
+    scratch
+        .barman(&["check", "pg"])
+        .stdout
+        .contains("receive-wal running: OK")
+}
+
+fn archived(scratch: &Scratch, segment: &str) -> bool {
+    let dir = scratch.home().join("pg/wals").join(&segment[..16]);
+    // archive-wal may compress; the catalogue name starts with the segment name.
+    std::fs::read_dir(&dir).is_ok_and(|entries| {
+        entries
+            .filter_map(|e| e.ok())
+            .any(|e| e.file_name().to_string_lossy().starts_with(segment))
+    }) && xlog_db_lists(&xlog_db(scratch), segment)
+}
+
+/// The server's WAL catalogue (`xlogdb_directory` defaults to the WAL directory).
+fn xlog_db(scratch: &Scratch) -> std::path::PathBuf {
+    scratch.home().join("pg/wals/pg-xlog.db")
+}
+
+fn xlog_db_lists(xlog_db: &Path, segment: &str) -> bool {
+    std::fs::read_to_string(xlog_db).is_ok_and(|text| {
+        text.lines()
+            .any(|line| line.split('\t').next() == Some(segment))
+    })
+}
+
+/// Switches WAL, then runs `cron` until the closed segment is archived.
+fn switch_and_archive_with_cron(cluster: &PgCluster, scratch: &Scratch) -> String {
+    cluster.psql("create table if not exists t (i int); insert into t values (1)");
+    let segment = cluster.psql("select pg_walfile_name(pg_switch_wal())");
+    wait_until(
+        &format!("cron to archive {segment}"),
+        Duration::from_secs(90),
+        || {
+            let run = scratch.barman(&["cron"]);
+            assert_eq!(run.code, 0, "cron failed:\n{}{}", run.stdout, run.stderr);
+            std::thread::sleep(Duration::from_millis(400));
+            archived(scratch, &segment)
+        },
+    );
+    segment
+}
+
+live_test!(
+    cron_starts_the_receiver_archives_and_restarts_it_after_a_kill,
+    |pg: &PgInstall| {
+        let cluster = PgCluster::start(pg);
+        let scratch = streaming_scratch(&cluster, "");
+        let _cleanup = KillReceiver(&scratch);
+        scratch.barman(&["receive-wal", "--create-slot", "pg"]).ok();
+        assert!(!receive_wal_running(&scratch), "no receiver before cron");
+
+        let run = scratch.barman(&["cron"]);
+        assert_eq!(run.code, 0, "cron:\n{}{}", run.stdout, run.stderr);
+        assert!(
+            run.stdout
+                .contains("Starting streaming archiver for server pg"),
+            "cron output:\n{}",
+            run.stdout
+        );
+        wait_until("cron's receiver", Duration::from_secs(30), || {
+            receive_wal_running(&scratch)
+        });
+        let first_pid = receiver_pid(&scratch).expect("receiver pid in its lock file");
+        let first = switch_and_archive_with_cron(&cluster, &scratch);
+
+        // A cron while it runs starts no second receiver.
+        scratch.barman(&["cron"]).ok();
+        assert_eq!(receiver_pid(&scratch), Some(first_pid));
+
+        kill(Pid::from_raw(first_pid), Signal::SIGKILL).unwrap();
+        wait_until("the killed receiver to go", Duration::from_secs(30), || {
+            !receive_wal_running(&scratch)
+        });
+
+        let run = scratch.barman(&["cron"]);
+        assert_eq!(run.code, 0, "cron:\n{}{}", run.stdout, run.stderr);
+        wait_until("cron's new receiver", Duration::from_secs(30), || {
+            receive_wal_running(&scratch)
+        });
+        let second_pid = receiver_pid(&scratch).expect("new receiver pid");
+        assert_ne!(second_pid, first_pid);
+        let second = switch_and_archive_with_cron(&cluster, &scratch);
+
+        // Nothing between the two segments is missing from the catalogue.
+        let number = |name: &str| {
+            u64::from_str_radix(&name[8..16], 16).unwrap() * 256
+                + u64::from_str_radix(&name[16..24], 16).unwrap()
+        };
+        for n in number(&first)..=number(&second) {
+            let name = format!("{}{:08X}{:08X}", &first[..8], n / 256, n % 256);
+            assert!(
+                xlog_db_lists(&xlog_db(&scratch), &name),
+                "{name} is missing from the archive after the receiver restarted"
+            );
+        }
+    }
+);
