@@ -1,6 +1,7 @@
 //! `cron` left to do its job on a real server: it starts the WAL receiver, archives
 //! what the receiver wrote, and after the receiver is killed the next `cron` starts a
-//! new one that carries on without a gap in the archive.
+//! new one that carries on without a gap in the archive; with `retention_policy_mode =
+//! auto` it expires the backups the policy makes obsolete and the WAL only they needed.
 
 use std::path::Path;
 use std::time::Duration;
@@ -129,5 +130,86 @@ live_test!(
                 "{name} is missing from the archive after the receiver restarted"
             );
         }
+    }
+);
+
+/// `begin_wal` of a stored backup, from its `backup.info`.
+fn begin_wal(scratch: &Scratch, id: &str) -> String {
+    let meta = scratch.home().join(format!("pg/meta/{id}-backup.info"));
+    let base = scratch.home().join(format!("pg/base/{id}/backup.info"));
+    let text = std::fs::read_to_string(&meta)
+        .or_else(|_| std::fs::read_to_string(&base))
+        .unwrap_or_else(|e| panic!("backup.info of {id}: {e}"));
+    text.lines()
+        .find_map(|l| l.strip_prefix("begin_wal="))
+        .unwrap_or_else(|| panic!("no begin_wal in backup.info of {id}:\n{text}"))
+        .to_string()
+}
+
+fn backup_ids(scratch: &Scratch) -> Vec<String> {
+    let run = scratch.barman(&["-f", "json", "list-backups", "pg"]);
+    let json: serde_json::Value = serde_json::from_str(run.ok()).expect("list-backups JSON");
+    let mut ids: Vec<String> = json["pg"]
+        .as_array()
+        .expect("a list of backups")
+        .iter()
+        .map(|b| b["backup_id"].as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    ids
+}
+
+live_test!(
+    cron_expires_obsolete_backups_and_their_wal,
+    |pg: &PgInstall| {
+        let cluster = PgCluster::start(pg);
+        let scratch = streaming_scratch(
+            &cluster,
+            "retention_policy = REDUNDANCY 1\nminimum_redundancy = 1\n",
+        );
+        let _cleanup = KillReceiver(&scratch);
+        scratch.barman(&["receive-wal", "--create-slot", "pg"]).ok();
+        scratch.barman(&["cron"]).ok();
+        wait_until("cron's receiver", Duration::from_secs(30), || {
+            receive_wal_running(&scratch)
+        });
+
+        scratch.barman(&["backup", "--wait", "pg"]).ok();
+        switch_and_archive_with_cron(&cluster, &scratch);
+        // A second backup needs a distinct id (they are named by the second).
+        std::thread::sleep(Duration::from_millis(1100));
+        scratch.barman(&["backup", "--wait", "pg"]).ok();
+        let ids = backup_ids(&scratch);
+        assert_eq!(ids.len(), 2, "two backups before cron: {ids:?}");
+        let (old, new) = (&ids[0], &ids[1]);
+        let old_wal = begin_wal(&scratch, old);
+        let new_wal = begin_wal(&scratch, new);
+        assert!(xlog_db_lists(&xlog_db(&scratch), &old_wal));
+
+        let run = scratch.barman(&["cron"]);
+        assert_eq!(run.code, 0, "cron:\n{}{}", run.stdout, run.stderr);
+        assert!(
+            run.stdout.contains(&format!(
+                "Enforcing retention policy: removing backup {old}"
+            )),
+            "cron output:\n{}{}",
+            run.stdout,
+            run.stderr
+        );
+        assert_eq!(backup_ids(&scratch), vec![new.clone()]);
+        assert!(!scratch.home().join(format!("pg/base/{old}")).exists());
+        // The WAL only the expired backup needed is gone; the kept backup's is not.
+        assert!(!xlog_db_lists(&xlog_db(&scratch), &old_wal));
+        assert!(!archived(&scratch, &old_wal));
+        assert!(archived(&scratch, &new_wal), "{new_wal} of the kept backup");
+
+        // The kept backup is the minimum redundancy: another cron removes nothing.
+        let run = scratch.barman(&["cron"]);
+        assert!(
+            !run.stdout.contains("Enforcing retention policy"),
+            "{}",
+            run.stdout
+        );
+        assert_eq!(backup_ids(&scratch), vec![new.clone()]);
     }
 );
