@@ -188,6 +188,13 @@ pub enum Command {
         server_name: Vec<String>,
     },
 
+    /// Print monitoring figures in Prometheus' text format (checks, backups, WAL archive).
+    Metrics {
+        /// The server names ('all', the default, for every server).
+        #[arg(value_name = "SERVER_NAME")]
+        server_name: Vec<String>,
+    },
+
     /// Show all configuration parameters for the specified servers.
     #[command(visible_alias = "show-server")]
     ShowServers {

@@ -151,17 +151,7 @@ pub fn run(ctx: &mut Context, names: &[String], nagios: bool) -> Result<()> {
     let rt = runtime()?;
     let mut results: Vec<(&ServerConfig, Checks)> = Vec::new();
     for server in select_servers(&ctx.config, &mut ctx.out, names)? {
-        let timeout = server.int("check_timeout").unwrap_or(30).max(0) as u64;
-        let remote = rt.block_on(async {
-            if timeout == 0 {
-                Some(remote_status(server).await)
-            } else {
-                tokio::time::timeout(Duration::from_secs(timeout), remote_status(server))
-                    .await
-                    .ok()
-            }
-        });
-        let checks = run_checks(server, remote.as_ref(), ctx.config.global.lock_directory());
+        let checks = checks_of(&rt, server, ctx.config.global.lock_directory());
         results.push((server, checks));
     }
     if nagios {
@@ -204,6 +194,38 @@ pub fn run(ctx: &mut Context, names: &[String], nagios: bool) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Every check of `server`, the PostgreSQL part bounded by `check_timeout`.
+fn checks_of(
+    rt: &tokio::runtime::Runtime,
+    server: &ServerConfig,
+    lock_dir: &std::path::Path,
+) -> Checks {
+    let timeout = server.int("check_timeout").unwrap_or(30).max(0) as u64;
+    let remote = rt.block_on(async {
+        if timeout == 0 {
+            Some(remote_status(server).await)
+        } else {
+            tokio::time::timeout(Duration::from_secs(timeout), remote_status(server))
+                .await
+                .ok()
+        }
+    });
+    run_checks(server, remote.as_ref(), lock_dir)
+}
+
+/// The name and outcome of every check of `server`, in `check`'s order (for `metrics`).
+pub(crate) fn outcomes(
+    rt: &tokio::runtime::Runtime,
+    server: &ServerConfig,
+    lock_dir: &std::path::Path,
+) -> Vec<(&'static str, bool)> {
+    checks_of(rt, server, lock_dir)
+        .items
+        .into_iter()
+        .map(|i| (i.name, i.ok))
+        .collect()
 }
 
 fn run_checks(

@@ -14,6 +14,7 @@ pub mod keep;
 pub mod list_backups;
 pub mod list_files;
 pub mod list_servers;
+pub mod metrics;
 pub mod put_wal;
 pub mod rebuild_xlogdb;
 pub mod receive_wal;
@@ -89,6 +90,14 @@ pub fn dispatch(ctx: &mut Context, command: Command) -> Result<()> {
             wal_name,
         } => verify_wal::run(ctx, &server_name, &wal_name),
         Command::Status { server_name } => status::run(ctx, &server_name),
+        Command::Metrics { server_name } => {
+            let names = if server_name.is_empty() {
+                vec!["all".to_string()]
+            } else {
+                server_name
+            };
+            metrics::run(ctx, &names)
+        }
         Command::ShowServers { server_name } => show_servers::run(ctx, &server_name),
         Command::ArchiveWal { server_name } => archive_wal::run(ctx, &server_name),
         Command::Check {

@@ -38,6 +38,23 @@ fn receive_wal_running(scratch: &Scratch) -> bool {
         .contains("receive-wal running: OK")
 }
 
+/// Creates the slot and lets `cron` start the receiver.
+fn start_receiver_with_cron(scratch: &Scratch) {
+    scratch.barman(&["receive-wal", "--create-slot", "pg"]).ok();
+    scratch.barman(&["cron"]).ok();
+    wait_until("cron's receiver", Duration::from_secs(30), || {
+        receive_wal_running(scratch)
+    });
+}
+
+/// SIGKILLs the receiver and waits until `check` sees it gone.
+fn kill_receiver(scratch: &Scratch, pid: i32) {
+    kill(Pid::from_raw(pid), Signal::SIGKILL).unwrap();
+    wait_until("the killed receiver to go", Duration::from_secs(30), || {
+        !receive_wal_running(scratch)
+    });
+}
+
 fn archived(scratch: &Scratch, segment: &str) -> bool {
     let dir = scratch.home().join("pg/wals").join(&segment[..16]);
     // archive-wal may compress; the catalogue name starts with the segment name.
@@ -104,10 +121,7 @@ live_test!(
         scratch.barman(&["cron"]).ok();
         assert_eq!(receiver_pid(&scratch), Some(first_pid));
 
-        kill(Pid::from_raw(first_pid), Signal::SIGKILL).unwrap();
-        wait_until("the killed receiver to go", Duration::from_secs(30), || {
-            !receive_wal_running(&scratch)
-        });
+        kill_receiver(&scratch, first_pid);
 
         let run = scratch.barman(&["cron"]);
         assert_eq!(run.code, 0, "cron:\n{}{}", run.stdout, run.stderr);
@@ -168,11 +182,7 @@ live_test!(
             "retention_policy = REDUNDANCY 1\nminimum_redundancy = 1\n",
         );
         let _cleanup = KillReceiver(&scratch);
-        scratch.barman(&["receive-wal", "--create-slot", "pg"]).ok();
-        scratch.barman(&["cron"]).ok();
-        wait_until("cron's receiver", Duration::from_secs(30), || {
-            receive_wal_running(&scratch)
-        });
+        start_receiver_with_cron(&scratch);
 
         scratch.barman(&["backup", "--wait", "pg"]).ok();
         switch_and_archive_with_cron(&cluster, &scratch);
@@ -211,5 +221,89 @@ live_test!(
             run.stdout
         );
         assert_eq!(backup_ids(&scratch), vec![new.clone()]);
+    }
+);
+
+/// The value of the sample `line_start` (name and labels) in `barman metrics` output.
+fn sample(metrics: &str, line_start: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(line_start)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no sample {line_start} in:\n{metrics}"))
+        .parse()
+        .unwrap()
+}
+
+live_test!(
+    metrics_report_what_check_and_the_catalogue_say,
+    |pg: &PgInstall| {
+        let cluster = PgCluster::start(pg);
+        let scratch = streaming_scratch(&cluster, "");
+        let _cleanup = KillReceiver(&scratch);
+        start_receiver_with_cron(&scratch);
+        scratch.barman(&["backup", "--wait", "pg"]).ok();
+        switch_and_archive_with_cron(&cluster, &scratch);
+
+        let text = scratch.barman(&["metrics"]).ok().to_string();
+        assert!(text.contains("# TYPE barman_backups gauge"), "{text}");
+        assert_eq!(sample(&text, r#"barman_server_active{server="pg"}"#), 1.0);
+        assert_eq!(
+            sample(&text, r#"barman_backups{server="pg",status="DONE"}"#),
+            1.0
+        );
+        assert_eq!(
+            sample(&text, r#"barman_backups{server="pg",status="FAILED"}"#),
+            0.0
+        );
+        assert!(sample(&text, r#"barman_last_backup_size_bytes{server="pg"}"#) > 1e6);
+        assert!(sample(&text, r#"barman_last_backup_age_seconds{server="pg"}"#) < 3600.0);
+        assert!(sample(&text, r#"barman_wal_archived_files{server="pg"}"#) >= 2.0);
+        assert!(sample(&text, r#"barman_wal_archive_lag_seconds{server="pg"}"#) < 3600.0);
+        assert_eq!(
+            sample(&text, r#"barman_receive_wal_running{server="pg"}"#),
+            1.0
+        );
+        assert_eq!(
+            sample(
+                &text,
+                r#"barman_check_ok{server="pg",check="receive-wal running"}"#
+            ),
+            1.0
+        );
+        assert_eq!(sample(&text, r#"barman_checks_failed{server="pg"}"#), 0.0);
+
+        let json: serde_json::Value =
+            serde_json::from_str(scratch.barman(&["-f", "json", "metrics", "pg"]).ok()).unwrap();
+        assert_eq!(json["pg"]["backups"]["DONE"], 1.0);
+        assert_eq!(json["pg"]["check_ok"]["PostgreSQL"], 1.0);
+
+        // The receiver dies: the figures and the failed check say so.
+        let pid = receiver_pid(&scratch).expect("receiver pid");
+        kill_receiver(&scratch, pid);
+        let text = scratch.barman(&["metrics", "pg"]).ok().to_string();
+        assert_eq!(
+            sample(&text, r#"barman_receive_wal_running{server="pg"}"#),
+            0.0
+        );
+        assert_eq!(
+            sample(
+                &text,
+                r#"barman_check_ok{server="pg",check="receive-wal running"}"#
+            ),
+            0.0
+        );
+        assert!(sample(&text, r#"barman_checks_failed{server="pg"}"#) >= 1.0);
+
+        // PostgreSQL goes away: the metrics still come, with the connection check failed.
+        drop(cluster);
+        let text = scratch.barman(&["metrics", "pg"]).ok().to_string();
+        assert_eq!(
+            sample(&text, r#"barman_check_ok{server="pg",check="PostgreSQL"}"#),
+            0.0
+        );
+        assert_eq!(
+            sample(&text, r#"barman_backups{server="pg",status="DONE"}"#),
+            1.0
+        );
     }
 );
