@@ -1,7 +1,8 @@
 //! Durable file writes and Barman's lock files.
 //!
 //! Every file the catalogue keeps is written through [`write_durably`]: the data goes
-//! to `<name>.tmp` in the same directory, is fsynced, renamed over `<name>`, and the
+//! to `<name>.<pid>.tmp` in the same directory (two processes writing the same file,
+//! say receive-wal and backup both recording `identity.json`, never share one), is fsynced, renamed over `<name>`, and the
 //! directory is fsynced, so a crash at any instant leaves the old content or the new
 //! one, never a half-written file with the final name. Catalogue files are 0600 and
 //! catalogue directories 0700.
@@ -40,10 +41,11 @@ pub fn fsync_dir(path: &Path) -> Result<()> {
         .with_context(|| format!("fsync directory {}", path.display()))
 }
 
-/// The temporary name used while writing `path`.
+/// The temporary name this process uses while writing `path`: `<name>.<pid>.tmp`, so
+/// that concurrent writers of one file each rename a complete file of their own.
 pub fn temp_path(path: &Path) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".tmp");
+    name.push(format!(".{}.tmp", std::process::id()));
     path.with_file_name(name)
 }
 

@@ -100,7 +100,12 @@ fn get_wal_writes_into_a_directory() {
         )
     );
     assert!(std::fs::read(dest.join("000000010000000000000003")).unwrap() == segment(3));
-    assert!(!dest.join("000000010000000000000003.tmp").exists());
+    let leftovers: Vec<_> = std::fs::read_dir(&dest)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
 }
 
 #[test]
