@@ -521,9 +521,12 @@ async fn stream(
 ) -> Result<StreamEnd, StreamError> {
     let failed = StreamError::Failed;
     let info = streaming_conninfo(job.server, &job.settings).map_err(failed)?;
-    let mut conn = ReplicationConnection::connect(&info)
-        .await
-        .map_err(|e| failed(anyhow!("connect for streaming replication: {e}")))?;
+    let mut conn = ReplicationConnection::connect(&info).await.map_err(|e| {
+        failed(anyhow!(
+            "connect for streaming replication to server '{}': {e}",
+            job.server.name
+        ))
+    })?;
     let options = job.settings.base_backup_options(label);
     let mut tablespaces = Vec::new();
     let mut total: Option<u64> = None;
@@ -533,9 +536,14 @@ async fn stream(
         let mut events = conn
             .base_backup(&options)
             .await
-            .map_err(|e| failed(anyhow!("{e}")))?;
+            .map_err(|e| failed(anyhow!("BASE_BACKUP on server '{}': {e}", job.server.name)))?;
         loop {
-            let event = events.next().await.map_err(|e| failed(anyhow!("{e}")))?;
+            let event = events.next().await.map_err(|e| {
+                failed(anyhow!(
+                    "BASE_BACKUP stream from server '{}': {e}",
+                    job.server.name
+                ))
+            })?;
             match event {
                 None => {
                     return Err(failed(anyhow!(

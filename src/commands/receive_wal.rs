@@ -209,7 +209,12 @@ async fn server_state(server: &ServerConfig, slot: Option<&str>) -> Result<Serve
     let seg_size = parse_size_setting(&seg_text)
         .and_then(|n| u32::try_from(n).ok())
         .and_then(|n| WalSegmentSize::new(n).ok())
-        .ok_or_else(|| anyhow::anyhow!("invalid wal_segment_size {seg_text}"))?;
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "server '{}' reports an invalid wal_segment_size '{seg_text}'",
+                server.name
+            )
+        })?;
     let major = conn.server_version().major();
     let _ = conn.close().await;
     let sql = SqlClient::connect(&server.name, &sql_conninfo(server)?, "barman").await?;

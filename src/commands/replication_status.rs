@@ -194,10 +194,8 @@ pub fn python_timestamp(text: &str) -> String {
 }
 
 fn parse_lsn(text: &str) -> Option<i128> {
-    let (hi, lo) = text.split_once('/')?;
-    let hi = u64::from_str_radix(hi, 16).ok()?;
-    let lo = u64::from_str_radix(lo, 16).ok()?;
-    Some(i128::from((hi << 32) | lo))
+    let lsn = text.parse::<barman_protocol::Lsn>().ok()?;
+    Some(i128::from(lsn.as_u64()))
 }
 
 /// Barman's `diff_lsn`: `a - b` in bytes, `None` when either is missing.

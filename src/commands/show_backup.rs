@@ -459,6 +459,7 @@ fn child_timelines(server: &ServerConfig, info: &BackupInfo) -> Result<Vec<u32>>
 }
 
 fn parse_lsn(text: &str) -> Option<u64> {
-    let (hi, lo) = text.split_once('/')?;
-    Some((u64::from_str_radix(hi, 16).ok()? << 32) | u64::from_str_radix(lo, 16).ok()?)
+    text.parse::<barman_protocol::Lsn>()
+        .ok()
+        .map(|l| l.as_u64())
 }

@@ -3,9 +3,8 @@
 //! (values printed as Barman prints them: `True`, `None`, `REDUNDANCY 2`,
 //! `BackupOptions({'concurrent_backup'})`).
 //!
-//! Barman also prints the live status of PostgreSQL here; those keys arrive with the
-//! PostgreSQL connection. Everything shown now comes from the configuration and the
-//! catalogue.
+//! Barman also prints the live status of PostgreSQL here; this one does not connect
+//! yet. Everything shown comes from the configuration and the catalogue.
 
 use std::collections::BTreeMap;
 

@@ -56,7 +56,10 @@ pub fn terminate(out: &mut Output, lock_dir: &std::path::Path, server: &ServerCo
             return;
         }
         Err(e) => {
-            out.error(&format!("{e}"));
+            out.error(&format!(
+                "Cannot terminate process {task}({pid}) of server {}: {e}",
+                server.name
+            ));
             return;
         }
     }
@@ -67,7 +70,10 @@ pub fn terminate(out: &mut Output, lock_dir: &std::path::Path, server: &ServerCo
                 return;
             }
             Err(e) => {
-                out.error(&format!("{e}"));
+                out.error(&format!(
+                    "Cannot terminate process {task}({pid}) of server {}: {e}",
+                    server.name
+                ));
                 return;
             }
             Ok(()) => {}

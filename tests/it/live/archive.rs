@@ -7,30 +7,37 @@ use std::os::unix::fs::PermissionsExt;
 use crate::harness::{live_test, ClusterOptions, PgCluster, PgInstall};
 use crate::util::Scratch;
 
+/// A scratch barman home and a cluster whose `archive_command` copies each WAL file
+/// into the home's `pg/incoming/` (made writable for the server's OS user).
+pub fn archiving_cluster(pg: &PgInstall) -> (Scratch, PgCluster, std::path::PathBuf) {
+    let scratch = Scratch::new("");
+    let incoming = scratch.home().join("pg/incoming");
+    std::fs::create_dir_all(&incoming).unwrap();
+    // The server runs as another user: let it write into incoming/.
+    for dir in [
+        scratch.path().to_path_buf(),
+        scratch.home(),
+        scratch.home().join("pg"),
+    ] {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    std::fs::set_permissions(&incoming, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let cluster = PgCluster::start_with(
+        pg,
+        &ClusterOptions::new()
+            .conf("archive_mode = on")
+            .conf(format!(
+                "archive_command = 'cp %p {}/%f'",
+                incoming.display()
+            )),
+    );
+    (scratch, cluster, incoming)
+}
+
 live_test!(
     archive_wal_takes_what_archive_command_delivers,
     |pg: &PgInstall| {
-        let scratch = Scratch::new("");
-        let incoming = scratch.home().join("pg/incoming");
-        std::fs::create_dir_all(&incoming).unwrap();
-        // The server runs as another user: let it write into incoming/.
-        for dir in [
-            scratch.path().to_path_buf(),
-            scratch.home(),
-            scratch.home().join("pg"),
-        ] {
-            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-        }
-        std::fs::set_permissions(&incoming, std::fs::Permissions::from_mode(0o777)).unwrap();
-        let cluster = PgCluster::start_with(
-            pg,
-            &ClusterOptions::new()
-                .conf("archive_mode = on")
-                .conf(format!(
-                    "archive_command = 'cp %p {}/%f'",
-                    incoming.display()
-                )),
-        );
+        let (scratch, cluster, incoming) = archiving_cluster(pg);
         let sysid = cluster.psql("select system_identifier from pg_control_system()");
         scratch.write(
             "home/pg/identity.json",

@@ -1,32 +1,11 @@
 //! `check` against a working server on every major: all OK (exit 0) once WAL arrives,
 //! and the Nagios line says so.
 
-use std::os::unix::fs::PermissionsExt;
-
-use crate::harness::{live_test, ClusterOptions, PgCluster, PgInstall};
+use crate::harness::{live_test, PgCluster, PgInstall};
 use crate::util::Scratch;
 
 live_test!(check_passes_on_a_working_server, |pg: &PgInstall| {
-    let scratch = Scratch::new("");
-    let incoming = scratch.home().join("pg/incoming");
-    std::fs::create_dir_all(&incoming).unwrap();
-    for dir in [
-        scratch.path().to_path_buf(),
-        scratch.home(),
-        scratch.home().join("pg"),
-    ] {
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    std::fs::set_permissions(&incoming, std::fs::Permissions::from_mode(0o777)).unwrap();
-    let cluster = PgCluster::start_with(
-        pg,
-        &ClusterOptions::new()
-            .conf("archive_mode = on")
-            .conf(format!(
-                "archive_command = 'cp %p {}/%f'",
-                incoming.display()
-            )),
-    );
+    let (scratch, cluster, incoming) = crate::live::archive::archiving_cluster(pg);
     let text = std::fs::read_to_string(scratch.config()).unwrap();
     scratch.write_config(&format!(
         "{text}[pg]\nconninfo = {}\nbackup_method = postgres\narchiver = on\n",

@@ -9,7 +9,7 @@ use std::time::Duration;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use super::receive_wal::{streaming_scratch, wait_until};
+use super::receive_wal::{segment_number, streaming_scratch, wait_until};
 use crate::harness::{live_test, PgCluster, PgInstall};
 use crate::util::Scratch;
 
@@ -42,7 +42,12 @@ fn receive_wal_running(scratch: &Scratch) -> bool {
 fn start_receiver_with_cron(scratch: &Scratch) {
     scratch.barman(&["receive-wal", "--create-slot", "pg"]).ok();
     scratch.barman(&["cron"]).ok();
-    wait_until("cron's receiver", Duration::from_secs(30), || {
+    wait_for_receiver(scratch);
+}
+
+/// Waits until the receiver cron started runs (one that dies at start fails the test).
+fn wait_for_receiver(scratch: &Scratch) {
+    wait_until("cron's receiver", Duration::from_secs(60), || {
         receive_wal_running(scratch)
     });
 }
@@ -111,9 +116,7 @@ live_test!(
             "cron output:\n{}",
             run.stdout
         );
-        wait_until("cron's receiver", Duration::from_secs(30), || {
-            receive_wal_running(&scratch)
-        });
+        wait_for_receiver(&scratch);
         let first_pid = receiver_pid(&scratch).expect("receiver pid in its lock file");
         let first = switch_and_archive_with_cron(&cluster, &scratch);
 
@@ -125,19 +128,13 @@ live_test!(
 
         let run = scratch.barman(&["cron"]);
         assert_eq!(run.code, 0, "cron:\n{}{}", run.stdout, run.stderr);
-        wait_until("cron's new receiver", Duration::from_secs(30), || {
-            receive_wal_running(&scratch)
-        });
+        wait_for_receiver(&scratch);
         let second_pid = receiver_pid(&scratch).expect("new receiver pid");
         assert_ne!(second_pid, first_pid);
         let second = switch_and_archive_with_cron(&cluster, &scratch);
 
         // Nothing between the two segments is missing from the catalogue.
-        let number = |name: &str| {
-            u64::from_str_radix(&name[8..16], 16).unwrap() * 256
-                + u64::from_str_radix(&name[16..24], 16).unwrap()
-        };
-        for n in number(&first)..=number(&second) {
+        for n in segment_number(&first)..=segment_number(&second) {
             let name = format!("{}{:08X}{:08X}", &first[..8], n / 256, n % 256);
             assert!(
                 xlog_db_lists(&xlog_db(&scratch), &name),
