@@ -19,6 +19,7 @@ pub mod put_wal;
 pub mod rebuild_xlogdb;
 pub mod receive_wal;
 pub mod recover;
+pub mod remote_status;
 pub mod replication_status;
 pub mod show_backup;
 pub mod show_servers;

@@ -3,18 +3,22 @@
 //! (values printed as Barman prints them: `True`, `None`, `REDUNDANCY 2`,
 //! `BackupOptions({'concurrent_backup'})`).
 //!
-//! Barman also prints the live status of PostgreSQL here; this one does not connect
-//! yet. Everything shown comes from the configuration and the catalogue.
+//! Then, unless the server is a passive node, the live status of its PostgreSQL with
+//! Barman's keys (`current_xlog`, `replication_slot`, `server_txt_version`, ...; see
+//! [`remote_status`](super::remote_status)), which override configuration keys of the
+//! same name as in Barman.
 
 use std::collections::BTreeMap;
 
 use anyhow::Result;
 use serde_json::Value as Json;
 
+use super::remote_status::{self, Py};
 use super::{select_servers, server_state_note, Context};
 use crate::catalog;
 use crate::config::values::{human_duration, Value};
 use crate::config::ServerConfig;
+use crate::postgres::runtime;
 
 /// A value as shown by `show-servers`: console text and JSON.
 struct Shown {
@@ -46,6 +50,13 @@ impl Shown {
         }
     }
 
+    fn py(value: &Py) -> Shown {
+        Shown {
+            text: value.text(),
+            json: value.json(),
+        }
+    }
+
     fn text(text: String) -> Shown {
         Shown {
             json: Json::String(text.clone()),
@@ -56,9 +67,15 @@ impl Shown {
 
 /// Run `show-servers`.
 pub fn run(ctx: &mut Context, names: &[String]) -> Result<()> {
+    let rt = runtime()?;
     for server in select_servers(&ctx.config, &mut ctx.out, names)? {
         let note = server_state_note(server);
-        let items = server_items(server);
+        let mut items = server_items(server);
+        if !server.passive_node() {
+            for (key, value) in rt.block_on(remote_status::fetch(server)) {
+                items.insert(key, Shown::py(&value));
+            }
+        }
         let mut json = serde_json::Map::new();
         json.insert(
             "description".into(),

@@ -46,8 +46,12 @@ impl SqlClient {
         let tls = MakeRustlsConnect::new(&info)
             .map_err(|e| anyhow::anyhow!("connect to PostgreSQL of server '{server}': {e}"))?;
         let (client, connection) = config.connect(tls).await.map_err(|e| {
+            // tokio-postgres says only "error connecting to server"; the cause follows.
+            let cause = std::error::Error::source(&e)
+                .map(|c| format!(": {c}"))
+                .unwrap_or_default();
             anyhow::anyhow!(
-                "connect to PostgreSQL of server '{server}' ({}): {e}",
+                "connect to PostgreSQL of server '{server}' ({}): {e}{cause}",
                 info.redacted()
             )
         })?;
@@ -61,6 +65,15 @@ impl SqlClient {
 
     /// The first column of the first row of `sql`, as text.
     pub async fn query_text(&self, sql: &str) -> Result<Option<String>> {
+        Ok(self
+            .query_row(sql)
+            .await?
+            .and_then(|row| row.into_iter().next().flatten()))
+    }
+
+    /// Every column of the first row of `sql`, as text (`None` for NULL); `None` when
+    /// the query returns no row.
+    pub async fn query_row(&self, sql: &str) -> Result<Option<Vec<Option<String>>>> {
         let rows = self
             .client
             .simple_query(sql)
@@ -68,7 +81,11 @@ impl SqlClient {
             .with_context(|| format!("run {sql}"))?;
         for message in rows {
             if let tokio_postgres::SimpleQueryMessage::Row(row) = message {
-                return Ok(row.get(0).map(str::to_string));
+                return Ok(Some(
+                    (0..row.len())
+                        .map(|i| row.get(i).map(str::to_string))
+                        .collect(),
+                ));
             }
         }
         Ok(None)
