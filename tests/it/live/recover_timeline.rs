@@ -1,0 +1,268 @@
+//! Recovery across timelines and into a standby, on every major version.
+//!
+//! A timeline is made the way it happens in production: a backup on timeline 1, a
+//! point-in-time recovery that is promoted (timeline 2) and archives into the same
+//! catalogue, rows written there. `restore --target-tli` then reaches either branch from
+//! the one backup. A `--standby-mode` restore becomes a streaming standby of the primary.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::harness::{live_test, PgCluster, PgInstall};
+use crate::live::recover_fixture::Fixture;
+
+/// Poll `sql` on `cluster` until it returns `expected`.
+fn wait_for(cluster: &PgCluster, sql: &str, expected: &str, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let got = cluster.psql(sql);
+        if got == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {sql} returned {got:?}, not {expected:?}\n{}",
+            cluster.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Start a recovered data directory and wait until recovery has ended.
+fn start_recovered(pg: &PgInstall, dest: &Path) -> PgCluster {
+    let cluster = PgCluster::start_existing(pg, dest);
+    wait_for(
+        &cluster,
+        "select pg_is_in_recovery()",
+        "f",
+        "the end of recovery",
+    );
+    cluster
+}
+
+fn timeline_of(cluster: &PgCluster) -> u32 {
+    cluster.psql("checkpoint");
+    cluster
+        .psql("select timeline_id from pg_control_checkpoint()")
+        .parse()
+        .unwrap()
+}
+
+live_test!(recover_follows_a_later_timeline, |pg: &PgInstall| {
+    let mut f = Fixture::new(pg);
+    let c = &f.cluster;
+    c.psql("create table t (id int) tablespace tbs");
+    c.psql("insert into t select generate_series(1, 100)");
+    f.backup("20260101T000000");
+    c.psql("insert into t select generate_series(101, 200)");
+    c.psql("select pg_create_restore_point('fork')");
+    // Timeline 1 goes on without the branch: 100 more rows.
+    c.psql("insert into t select generate_series(201, 300)");
+    f.archive_all();
+
+    // The branch: recover to 'fork', promote; the new primary archives into the same
+    // catalogue (its archive_command is disabled by restore; enabled again here).
+    let branch = f.path("branch");
+    let branch_tbs = format!("tbs:{}", f.path("branch_tbs").display());
+    f.restore(&[
+        "--target-name",
+        "fork",
+        "--target-action",
+        "promote",
+        "--tablespace",
+        &branch_tbs,
+        "latest",
+        branch.to_str().unwrap(),
+    ])
+    .ok();
+    f.cluster.stop();
+    let incoming = f.scratch.home().join("pg/incoming");
+    let mut auto_conf = std::fs::OpenOptions::new()
+        .append(true)
+        .open(branch.join("postgresql.auto.conf"))
+        .unwrap();
+    std::io::Write::write_all(
+        &mut auto_conf,
+        format!("\narchive_command = 'cp %p {}/%f'\n", incoming.display()).as_bytes(),
+    )
+    .unwrap();
+    drop(auto_conf);
+    let promoted = start_recovered(pg, &branch);
+    assert_eq!(timeline_of(&promoted), 2);
+    promoted.psql("insert into t select generate_series(1001, 1050)");
+    promoted.psql("select pg_create_restore_point('on_tl2')");
+    promoted.psql("select pg_logical_emit_message(false, 'barman-rs', 'switch')");
+    let last = promoted.psql("select pg_walfile_name(pg_current_wal_lsn())");
+    promoted.psql("select pg_switch_wal()");
+    wait_for(
+        &promoted,
+        &format!("select coalesce(last_archived_wal, '') >= '{last}' from pg_stat_archiver"),
+        "t",
+        "timeline 2 to be archived",
+    );
+    drop(promoted);
+    f.scratch.barman(&["archive-wal", "pg"]).ok();
+    let wals = f.scratch.home().join("pg/wals");
+    assert!(
+        wals.join("00000002.history").is_file(),
+        "the history file of timeline 2 was not archived"
+    );
+
+    // From the one backup on timeline 1: the branch's restore point, on timeline 2.
+    let dest = f.path("on_tl2");
+    let tbs = format!("tbs:{}", f.path("on_tl2_tbs").display());
+    f.restore(&[
+        "--target-tli",
+        "2",
+        "--target-name",
+        "on_tl2",
+        "--target-action",
+        "promote",
+        "--tablespace",
+        &tbs,
+        "latest",
+        dest.to_str().unwrap(),
+    ])
+    .ok();
+    assert!(
+        dest.join("barman_wal/00000002.history").is_file(),
+        "the history file is needed to follow timeline 2"
+    );
+    let recovered = start_recovered(pg, &dest);
+    assert_eq!(recovered.psql("select count(*) from t"), "250");
+    assert_eq!(recovered.psql("select max(id) from t"), "1050");
+    assert_eq!(timeline_of(&recovered), 3);
+    drop(recovered);
+
+    // --target-tli latest with no other target: the end of timeline 2.
+    let dest = f.path("latest_tli");
+    let tbs = format!("tbs:{}", f.path("latest_tli_tbs").display());
+    f.restore(&[
+        "--target-tli",
+        "latest",
+        "--target-action",
+        "promote",
+        "--tablespace",
+        &tbs,
+        "latest",
+        dest.to_str().unwrap(),
+    ])
+    .ok();
+    let recovered = start_recovered(pg, &dest);
+    assert_eq!(recovered.psql("select count(*) from t"), "250");
+    drop(recovered);
+
+    // --target-tli 1: the original history, which never saw the branch.
+    let dest = f.path("on_tl1");
+    let tbs = format!("tbs:{}", f.path("on_tl1_tbs").display());
+    f.restore(&[
+        "--target-tli",
+        "1",
+        "--target-action",
+        "promote",
+        "--tablespace",
+        &tbs,
+        "latest",
+        dest.to_str().unwrap(),
+    ])
+    .ok();
+    let copied: Vec<String> = std::fs::read_dir(dest.join("barman_wal"))
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        copied
+            .iter()
+            .all(|n| n.starts_with("00000001") || n == "archive_status"),
+        "WAL of timeline 2 was copied for a recovery on timeline 1: {copied:?}"
+    );
+    let recovered = start_recovered(pg, &dest);
+    assert_eq!(recovered.psql("select count(*) from t"), "300");
+    assert_eq!(recovered.psql("select max(id) from t"), "300");
+    drop(recovered);
+
+    // A restore point that only timeline 2 has, asked for on timeline 1: refused.
+    let dest = f.path("refused");
+    let run = f.restore(&[
+        "--target-tli",
+        "1",
+        "--target-name",
+        "on_tl2",
+        "--tablespace",
+        "tbs:/nonexistent/tbs",
+        "latest",
+        dest.to_str().unwrap(),
+    ]);
+    assert_ne!(run.code, 0, "{}", run.stdout);
+    assert!(run.stderr.contains("'on_tl2'"), "{}", run.stderr);
+    assert!(!dest.exists() || std::fs::read_dir(&dest).unwrap().next().is_none());
+    f.cluster.start_again();
+});
+
+live_test!(
+    standby_mode_restore_streams_from_the_primary,
+    |pg: &PgInstall| {
+        let f = Fixture::new(pg);
+        let c = &f.cluster;
+        c.psql("create table t (id int)");
+        c.psql("insert into t select generate_series(1, 100)");
+        f.backup("20260101T000000");
+        c.psql("insert into t select generate_series(101, 200)");
+        f.archive_all();
+
+        let dest = f.path("standby");
+        let tbs = format!("tbs:{}", f.path("standby_tbs").display());
+        let out = f
+            .restore(&[
+                "--standby-mode",
+                "--tablespace",
+                &tbs,
+                "latest",
+                dest.to_str().unwrap(),
+            ])
+            .ok()
+            .to_string();
+        assert!(dest.join("standby.signal").is_file(), "{out}");
+        assert!(!dest.join("recovery.signal").exists(), "{out}");
+        // The DBA points the standby at its primary, as after any standby restore.
+        let mut auto_conf = std::fs::OpenOptions::new()
+            .append(true)
+            .open(dest.join("postgresql.auto.conf"))
+            .unwrap();
+        std::io::Write::write_all(
+            &mut auto_conf,
+            format!(
+                "\nprimary_conninfo = '{}'\nhot_standby = on\n",
+                c.conninfo().replace('\'', "\\'")
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        drop(auto_conf);
+        let standby = PgCluster::start_existing(pg, &dest);
+        wait_for(
+            &standby,
+            "select count(*) from t",
+            "200",
+            "the standby to replay the archived WAL",
+        );
+        assert_eq!(standby.psql("select pg_is_in_recovery()"), "t");
+        // It streams: a row committed on the primary now appears on the standby.
+        c.psql("insert into t values (201)");
+        wait_for(
+            &standby,
+            "select count(*) from t",
+            "201",
+            "the standby to stream from the primary",
+        );
+        wait_for(
+            c,
+            "select count(*) from pg_stat_replication where state = 'streaming'",
+            "1",
+            "the primary to see its standby",
+        );
+    }
+);
