@@ -169,44 +169,60 @@ live_test!(recover_to_each_target, |pg: &PgInstall| {
     );
     assert_eq!(rows_after_recovery(pg, &dest), Some(1650));
 
-    // 2. One more target kind per version.
-    let (args, expected): (Vec<String>, Option<u64>) = match pg.major {
-        13 => (vec!["--target-xid".into(), w.xid1.clone()], Some(1150)),
-        14 => (vec!["--target-name".into(), "rp1".into()], Some(1150)),
-        15 => (vec!["--target-lsn".into(), w.lsn1.clone()], Some(1150)),
-        16 => (vec!["--target-immediate".into()], Some(150)),
-        17 => (
+    // 2. Every other target kind.
+    let kinds: [(&str, Vec<String>, Option<u64>); 6] = [
+        (
+            "xid",
+            vec!["--target-xid".into(), w.xid1.clone()],
+            Some(1150),
+        ),
+        (
+            "xid_exclusive",
             vec!["--target-xid".into(), w.xid1.clone(), "--exclusive".into()],
             Some(150),
         ),
-        _ => (Vec::new(), None), // to the end of the WAL: the table is dropped
-    };
-    let dest = f.path("second");
-    let mut full: Vec<&str> = args.iter().map(String::as_str).collect();
-    if !args.is_empty() {
-        full.extend(["--target-action", "promote"]);
+        (
+            "name",
+            vec!["--target-name".into(), "rp1".into()],
+            Some(1150),
+        ),
+        (
+            "lsn",
+            vec!["--target-lsn".into(), w.lsn1.clone()],
+            Some(1150),
+        ),
+        ("immediate", vec!["--target-immediate".into()], Some(150)),
+        // To the end of the WAL: the table is dropped.
+        ("end", Vec::new(), None),
+    ];
+    for (kind, args, expected) in kinds {
+        let dest = f.path(kind);
+        let mut full: Vec<&str> = args.iter().map(String::as_str).collect();
+        if !args.is_empty() {
+            full.extend(["--target-action", "promote"]);
+        }
+        let tbs2 = tbs(&format!("{kind}_tbs"));
+        full.extend([
+            "--tablespace",
+            &tbs2,
+            "-j",
+            "3",
+            "latest",
+            dest.to_str().unwrap(),
+        ]);
+        let out = f.restore(&full).ok().to_string();
+        if args.is_empty() {
+            assert!(out.contains("Generating archive status files"), "{out}");
+            assert!(!dest.join("recovery.signal").exists());
+            let wal = segments_in(&dest.join("pg_wal"));
+            assert_eq!(wal, f.archived_from(&w.begin_wal));
+            assert!(dest
+                .join("pg_wal/archive_status")
+                .join(format!("{}.done", wal[0]))
+                .is_file());
+        }
+        assert_eq!(rows_after_recovery(pg, &dest), expected, "{kind}: {args:?}");
     }
-    let tbs2 = tbs("second_tbs");
-    full.extend([
-        "--tablespace",
-        &tbs2,
-        "-j",
-        "3",
-        "latest",
-        dest.to_str().unwrap(),
-    ]);
-    let out = f.restore(&full).ok().to_string();
-    if args.is_empty() {
-        assert!(out.contains("Generating archive status files"), "{out}");
-        assert!(!dest.join("recovery.signal").exists());
-        let wal = segments_in(&dest.join("pg_wal"));
-        assert_eq!(wal, f.archived_from(&w.begin_wal));
-        assert!(dest
-            .join("pg_wal/archive_status")
-            .join(format!("{}.done", wal[0]))
-            .is_file());
-    }
-    assert_eq!(rows_after_recovery(pg, &dest), expected, "{args:?}");
 
     // 3. Refusals, before anything is written.
     let refused = |args: &[&str], message: &str| {
