@@ -9,6 +9,7 @@ mod cron_live;
 mod receive_wal;
 mod recover;
 mod recover_fixture;
+mod recover_ssh;
 mod recover_timeline;
 mod replication;
 mod replication_incremental;
