@@ -148,7 +148,12 @@ pub fn read_archive<R: Read>(
                                 .custom_flags(libc::O_NOFOLLOW)
                                 .open(path)
                                 .map_err(|e| {
-                                    refuse(&format!("cannot create {}: {e}", path.display()))
+                                    if replaces_something(&e) {
+                                        refuse(&format!("cannot create {}: {e}", path.display()))
+                                    } else {
+                                        anyhow::Error::new(e)
+                                            .context(format!("create {}", path.display()))
+                                    }
                                 })?,
                         )
                     }
@@ -230,7 +235,12 @@ pub fn read_archive<R: Read>(
                         make_dirs(parent)?;
                     }
                     std::os::unix::fs::symlink(dir, path).map_err(|e| {
-                        refuse(&format!("cannot create the link {}: {e}", path.display()))
+                        if replaces_something(&e) {
+                            refuse(&format!("cannot create the link {}: {e}", path.display()))
+                        } else {
+                            anyhow::Error::new(e)
+                                .context(format!("create the link {}", path.display()))
+                        }
                     })?;
                 }
                 links.insert(rel);
@@ -262,6 +272,13 @@ pub fn read_archive<R: Read>(
         bail!("{} ends without its end-of-archive marker", spec.name);
     }
     Ok(report)
+}
+
+/// Whether creating an entry failed because something is already there (an entry
+/// replacing an earlier one, or a link: the archive's fault), rather than for a reason
+/// of this machine's (a full disk, permissions), which is not reported as a refusal.
+fn replaces_something(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::AlreadyExists || e.raw_os_error() == Some(libc::ELOOP)
 }
 
 /// Create a directory and its parents (0700); an existing one must be a real directory.

@@ -223,13 +223,21 @@ impl Run<'_> {
                 let first = text.lines().next().unwrap_or("").trim().to_string();
                 self.info.status = Some(BackupStatus::Failed);
                 self.info.error = Some(format!("failure {} ({first})", self.action));
+                // Nothing partial stays: the data goes, the FAILED backup.info stays.
+                let removed = remove_partial(&paths.base);
+                let hint = match (&removed, is_disk_full(&e)) {
+                    (Ok(()), true) => format!(
+                        "\nHINT: the file system of {} is full: the partial files of this backup were removed and earlier backups are untouched; free space there (delete obsolete backups, or give basebackups_directory a larger file system), then run the backup again",
+                        paths.base.display()
+                    ),
+                    _ => String::new(),
+                };
                 self.rep.error(format!(
-                    "Backup failed {}.\nDETAILS: {}",
+                    "Backup failed {}.\nDETAILS: {}{hint}",
                     self.action,
                     text.trim()
                 ));
-                // Nothing partial stays: the data goes, the FAILED backup.info stays.
-                if let Err(e) = remove_partial(&paths.base) {
+                if let Err(e) = removed {
                     self.rep.warning(format!("{e:#}"));
                 }
             }
@@ -302,7 +310,8 @@ impl Run<'_> {
             prepare_destination(&paths.base)?;
             match self.copy(paths) {
                 Ok(done) => break done,
-                Err(e) if attempt < job.settings.retry_times => {
+                // A full disk stays full: a retry would only fill it again.
+                Err(e) if attempt < job.settings.retry_times && !is_disk_full(&e) => {
                     attempt += 1;
                     log::warn!("backup copy of {} failed: {e:#}", server.name);
                     self.rep.warning(format!(
@@ -877,6 +886,20 @@ fn fail_interrupted_backups(server: &ServerConfig, rep: &Reporter) -> Result<()>
     Ok(())
 }
 
+/// Whether `e` comes from a full file system (or an exhausted quota): retrying cannot
+/// help, freeing space can. The text is checked too, for errors that reached us through a
+/// library that kept only the message.
+fn is_disk_full(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::raw_os_error)
+            .is_some_and(|code| code == libc::ENOSPC || code == libc::EDQUOT)
+            || cause.to_string().contains("No space left on device")
+            || cause.to_string().contains("Disk quota exceeded")
+    })
+}
+
 /// A new backup id: the local time, one second later if that id is taken.
 fn new_backup_id(server: &ServerConfig) -> String {
     loop {
@@ -1060,6 +1083,23 @@ fn check_backup(job: &Job<'_>, rep: &Reporter, info: &mut BackupInfo) -> Result<
 mod tests {
     use super::*;
     use barman_protocol::TimelineId;
+
+    #[test]
+    fn a_full_disk_is_told_apart_from_other_failures() {
+        let full = anyhow::Error::new(std::io::Error::from_raw_os_error(libc::ENOSPC))
+            .context("write /b/data/base/1/1259");
+        assert!(is_disk_full(&full));
+        let quota = anyhow::Error::new(std::io::Error::from_raw_os_error(libc::EDQUOT));
+        assert!(is_disk_full(&quota.context("store /b/data/base.tar.gz")));
+        assert!(is_disk_full(&anyhow!(
+            "read base.tar: No space left on device (os error 28)"
+        )));
+        let denied = anyhow::Error::new(std::io::Error::from_raw_os_error(libc::EACCES));
+        assert!(!is_disk_full(&denied.context("create /b/data/PG_VERSION")));
+        assert!(!is_disk_full(&anyhow!(
+            "refused tar entry \"../x\" of base.tar"
+        )));
+    }
 
     #[test]
     fn begin_comes_from_backup_label_and_end_from_the_protocol() {

@@ -539,6 +539,9 @@ fn extract(
         Box::new(counting)
     };
     let mut archive = tar::Archive::new(reader);
+    // The tablespace links of the archive: not written here (see below), so nothing may be
+    // written below them either, as `backup` refuses it (a real archive never does).
+    let mut links: Vec<PathBuf> = Vec::new();
     for entry in archive.entries().context("read the tar archive")? {
         let mut entry = entry.context("read a tar entry")?;
         let raw = entry.path().context("read a tar entry name")?.into_owned();
@@ -549,6 +552,14 @@ fn extract(
             continue; // "./", the archive's root
         }
         let rel = safe_relative(&raw)?;
+        if let Some(link) = links.iter().find(|l| rel.starts_with(l)) {
+            bail!(
+                "refusing the entry '{}' of {}: it lies below the symbolic link '{}' of the archive",
+                raw.display(),
+                path.display(),
+                link.display()
+            );
+        }
         if root == 0 {
             if excluded(&rel) {
                 continue;
@@ -580,6 +591,7 @@ fn extract(
                 if root == 0 && rel.parent() == Some(Path::new("pg_tblspc")) =>
             {
                 // Written by the restore, to the tablespace's (new) location.
+                links.push(rel);
             }
             tar::EntryType::Symlink
                 if rel == Path::new("pg_wal") || rel == Path::new("pg_xlog") =>
@@ -648,6 +660,20 @@ mod tests {
                 ("evil/escape", tar::EntryType::Regular, &b"x"[..], None),
             ],
             vec![("hard", tar::EntryType::Link, &b""[..], Some("/etc/passwd"))],
+            vec![
+                (
+                    "pg_tblspc/16999",
+                    tar::EntryType::Symlink,
+                    &b""[..],
+                    Some("/tmp"),
+                ),
+                (
+                    "pg_tblspc/16999/escape",
+                    tar::EntryType::Regular,
+                    &b"x"[..],
+                    None,
+                ),
+            ],
         ] {
             let archive = dir.path().join("base.tar");
             fs::write(&archive, tar_with(&entries)).unwrap();
@@ -659,6 +685,7 @@ mod tests {
             assert!(format!("{err:#}").contains("refusing"), "{err:#}");
             assert!(!dir.path().join("escape").exists());
             assert!(!Path::new("/tmp/escape").exists());
+            assert!(!dest.join("pg_tblspc/16999/escape").exists());
         }
     }
 

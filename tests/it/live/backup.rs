@@ -480,3 +480,155 @@ fn a_backup_whose_server_stops_fails_and_the_lock_refuses_a_second_pg13() {
 fn a_backup_whose_server_stops_fails_and_the_lock_refuses_a_second_pg18() {
     run_live(18, failing_backup);
 }
+
+/// A tmpfs mounted on a directory, unmounted on drop (also when the test panics).
+struct Tmpfs {
+    dir: PathBuf,
+}
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(dir).unwrap();
+        let status = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(dir)
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "mount a tmpfs on {} (the test needs root)",
+            dir.display()
+        );
+        Tmpfs {
+            dir: dir.to_path_buf(),
+        }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let ok = std::process::Command::new("umount")
+            .arg(&self.dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            // Busy (a process still in it): detach it now, it goes when released.
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.dir)
+                .status();
+        }
+    }
+}
+
+/// Name, size and CRC of every file under `dir`, sorted.
+fn files_with_sums(dir: &Path) -> Vec<(String, u64, u32)> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let entry = entry.unwrap();
+            let meta = std::fs::symlink_metadata(entry.path()).unwrap();
+            if meta.is_dir() {
+                stack.push(entry.path());
+            } else if meta.is_file() {
+                let data = std::fs::read(entry.path()).unwrap();
+                found.push((
+                    entry
+                        .path()
+                        .strip_prefix(dir)
+                        .unwrap()
+                        .display()
+                        .to_string(),
+                    meta.len(),
+                    crc32c::crc32c(&data),
+                ));
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+fn disk_full_backup(pg: &PgInstall) {
+    let setup = Setup::new(pg, "immediate_checkpoint = true");
+    // The backups (base/, tablespaces included) on a small file system; the catalogue's
+    // metadata and WAL stay on the ordinary one.
+    let tmpfs = Tmpfs::mount(&setup.scratch.home().join("pg/base"), "48m");
+    // A first backup of the empty cluster (about 25 MB) fits.
+    setup
+        .barman(&["backup", "--wait", "--wait-timeout", "120", "pg"])
+        .ok();
+    let first = setup.backup_ids().pop().unwrap();
+    assert_eq!(field(&setup.info(&first), "status"), "DONE");
+    let first_files = files_with_sums(&setup.base(&first));
+    let wals = setup.scratch.home().join("pg/wals");
+    // The archived files (xlog.db, next to them, grows as WAL arrives).
+    let archived = |dir: &Path| -> Vec<(String, u64, u32)> {
+        files_with_sums(dir)
+            .into_iter()
+            .filter(|(name, _, _)| name.contains('/'))
+            .collect()
+    };
+    let wal_before = archived(&wals);
+    assert!(!wal_before.is_empty());
+    // With pgbench data in, the second one does not.
+    setup.load(1);
+    let run = setup.barman(&["backup", "pg"]);
+    let second = setup.backup_ids().pop().unwrap();
+    assert_ne!(second, first);
+    run.code(1)
+        .stderr_has("ERROR: Backup failed copying files.\nDETAILS: ")
+        .stderr_has("No space left on device")
+        .stderr_has(&format!("{}/", setup.base(&second).display()))
+        .stderr_has(&format!(
+            "HINT: the file system of {} is full",
+            setup.base(&second).display()
+        ));
+    let info = setup.info(&second);
+    assert_eq!(field(&info, "status"), "FAILED", "{info}");
+    let error = field(&info, "error");
+    assert!(
+        error.starts_with("failure copying files (") && error.contains("No space left on device"),
+        "{error}"
+    );
+    assert!(
+        !setup.base(&second).exists(),
+        "partial files were left behind"
+    );
+    // The earlier backup and the WAL archive are as they were.
+    assert_eq!(field(&setup.info(&first), "status"), "DONE");
+    assert_eq!(files_with_sums(&setup.base(&first)), first_files);
+    let verified = setup.barman(&["verify-backup", "pg", &first]);
+    assert!(
+        verified.ok().contains("backup successfully verified"),
+        "{}",
+        verified.stderr
+    );
+    let wal_after = archived(&wals);
+    for wal in &wal_before {
+        assert!(wal_after.contains(wal), "{wal:?} changed or went away");
+    }
+    let listed = setup.barman(&["list-backups", "pg"]).ok().to_string();
+    assert!(
+        listed.contains(&format!("pg {second} - F - FAILED")),
+        "{listed}"
+    );
+    drop(tmpfs);
+}
+
+#[test]
+fn a_backup_on_a_full_disk_fails_cleanly_and_keeps_earlier_backups_pg15() {
+    run_live(15, disk_full_backup);
+}
+
+#[test]
+fn a_backup_on_a_full_disk_fails_cleanly_and_keeps_earlier_backups_pg13() {
+    run_live(13, disk_full_backup);
+}
