@@ -10,6 +10,10 @@
 #   - plain: `barman restore` (to the end of the backup, WAL copied into pg_wal)
 #     against `tar -xf` of a tar of the same data directory;
 #   - zstd:  `barman restore` of the zstd backup against `zstd -dc base.tar.zst | tar -xf -`.
+#   - and, where Barman (Python) is installed, its `barman recover` of the same plain
+#     backup: BARMAN_PY names its `barman` (default: the virtual environment that
+#     scripts/bench installs, /var/cache/barman-rs/barman-venv/bin/barman); it reads our
+#     catalogue and needs rsync. Goal (issue 7): at least 2x faster than Barman.
 # Each timing includes a final `sync`, so both sides are measured to the disk. Prints the
 # median and min-max wall time per side and the ratio (barman / baseline; below 1 means
 # barman was faster). The goal (issue 7) is a ratio within 1.2 for plain extraction.
@@ -24,6 +28,13 @@ cargo build --release --quiet
 barman="$(pwd)/target/release/barman"
 bindir=$(BARMAN_PG_VERSIONS=15 bash scripts/install-postgres | awk '$1 == 15 { print $2 }')
 command -v zstd >/dev/null || { echo "needs zstd (apt-get install zstd)" >&2; exit 1; }
+pybarman=${BARMAN_PY:-/var/cache/barman-rs/barman-venv/bin/barman}
+if [ -x "$pybarman" ] && command -v rsync >/dev/null; then
+    echo "comparing with $("$pybarman" --version 2>&1 | head -1)"
+else
+    echo "Barman (Python) or rsync not found: no comparison with barman recover (see BARMAN_PY)"
+    pybarman=
+fi
 
 scratch=$(mktemp -d /tmp/barman-recbench.XXXXXX)
 chmod 755 "$scratch"
@@ -99,11 +110,13 @@ fresh() { rm -rf "$scratch/dest"; mkdir -p "$scratch/dest"; }
 extract_plain() { tar -xf "$scratch/base.tar" -C "$scratch/dest"; }
 extract_zstd() { zstd -dc "$home/pgz/base/$idz/data/base.tar.zst" | tar -xf - -C "$scratch/dest"; }
 restore() { b restore "$1" latest "$scratch/dest"; }
+py_recover() { "$pybarman" -q -c "$scratch/barman.conf" recover pg latest "$scratch/dest"; }
 
 for i in $(seq "$runs"); do
     echo "run $i of $runs ..."
     fresh; timed "$scratch/t.tar" extract_plain
     fresh; timed "$scratch/t.barman" restore pg
+    if [ -n "$pybarman" ]; then fresh; timed "$scratch/t.pybarman" py_recover; fi
     fresh; timed "$scratch/t.zstd" extract_zstd
     fresh; timed "$scratch/t.barmanz" restore pgz
 done
@@ -116,8 +129,11 @@ def read(name):
     return [float(x) for x in open(f"{d}/{name}")]
 def show(label, xs):
     return f"{label:<34} median {statistics.median(xs):6.2f} s  (min {min(xs):.2f}, max {max(xs):.2f})"
+import os
 pairs = [("plain", "t.barman", "t.tar", "tar -xf"),
          ("zstd tar", "t.barmanz", "t.zstd", "zstd -dc | tar -xf")]
+if os.path.exists(f"{d}/t.pybarman"):
+    pairs.append(("plain", "t.barman", "t.pybarman", "Barman (Python) recover"))
 print(f"pgbench scale {scale}, {size / 2**20:.0f} MiB of data, {len(read('t.tar'))} runs each")
 for kind, ours, base, base_label in pairs:
     a, b = read(ours), read(base)
