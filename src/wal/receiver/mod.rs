@@ -488,11 +488,11 @@ async fn session(
             request = request.slot(slot);
         }
         let mut stream = conn.start_replication(&request).await?;
-        // Like pg_receivewal, report at once: everything before the start is ours.
+        // Everything before the start is ours; stream_wal reports it as soon as the server
+        // has shown it can send from there.
         state.written = state.written.max(start);
         state.flushed = state.flushed.max(start);
         stream.set_positions(start, start, Lsn::INVALID);
-        stream.send_status(false).await?;
         let end = stream_wal(settings, state, &mut stream, synchronous, out).await?;
         drop(stream);
         match end {
@@ -625,6 +625,7 @@ async fn stream_wal(
     out: &mut Output,
 ) -> Result<StreamEnd> {
     let mut flush_at: Option<Instant> = None;
+    let mut reported = false;
     loop {
         let event = tokio::select! {
             biased;
@@ -637,6 +638,15 @@ async fn stream_wal(
                 continue;
             }
         };
+        // The first report (the start as flushed) waits for the server's first message,
+        // unlike pg_receivewal's. A physical slot's restart_lsn follows what is reported,
+        // backwards too: had the server already removed the WAL at the start, a report sent
+        // with START_REPLICATION would move the slot back to WAL that no longer exists, and
+        // `receive-wal --reset` would then find nothing to do.
+        if !reported && matches!(event, Some(WalEvent::XLogData(_) | WalEvent::Keepalive(_))) {
+            reported = true;
+            stream.send_status(false).await?;
+        }
         match event {
             Some(WalEvent::XLogData(x)) => {
                 state.write(settings, x.wal_start(), x.data(), out)?;
