@@ -76,6 +76,34 @@ impl From<ConfigError> for UsageError {
     }
 }
 
+/// An operation that failed (exit code 1) for a reason the user has to act on, with
+/// what to do next: printed as the error, then a `HINT:` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HintedError {
+    /// What failed.
+    pub message: String,
+    /// What to do.
+    pub hint: String,
+}
+
+impl HintedError {
+    /// A failure with a hint.
+    pub fn new(message: impl Into<String>, hint: impl Into<String>) -> HintedError {
+        HintedError {
+            message: message.into(),
+            hint: hint.into(),
+        }
+    }
+}
+
+impl fmt::Display for HintedError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for HintedError {}
+
 /// The exit status for an error that ended a run, and its hint.
 pub fn classify(error: &anyhow::Error) -> (ExitStatus, Option<String>) {
     if let Some(e) = error.downcast_ref::<UsageError>() {
@@ -84,5 +112,34 @@ pub fn classify(error: &anyhow::Error) -> (ExitStatus, Option<String>) {
     if let Some(e) = error.downcast_ref::<ConfigError>() {
         return (ExitStatus::Usage, e.hint.clone());
     }
+    if let Some(e) = error
+        .chain()
+        .find_map(|cause| cause.downcast_ref::<HintedError>())
+    {
+        return (ExitStatus::Failure, Some(e.hint.clone()));
+    }
     (ExitStatus::Failure, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hinted_failure_exits_1_with_its_hint_under_any_context() {
+        let e = anyhow::Error::new(HintedError::new("slot gone", "create it"))
+            .context("receive-wal of server pg stopped");
+        assert_eq!(
+            classify(&e),
+            (ExitStatus::Failure, Some("create it".to_string()))
+        );
+        assert_eq!(
+            format!("{e:#}"),
+            "receive-wal of server pg stopped: slot gone"
+        );
+        assert_eq!(
+            classify(&anyhow::anyhow!("plain")),
+            (ExitStatus::Failure, None)
+        );
+    }
 }

@@ -194,8 +194,10 @@ impl Output {
         }
     }
 
-    /// A hint that follows an error, on its own `HINT: ` line.
+    /// A hint that follows an error, on its own `HINT: ` line; logged too, so that a
+    /// process started by cron (whose output goes nowhere) leaves it in the log.
     pub fn hint(&mut self, message: &str) {
+        log::info!(target: "barman.output", "HINT: {}", redact_passwords(message));
         match self.format {
             Format::Console => self
                 .sink

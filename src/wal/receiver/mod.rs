@@ -48,6 +48,7 @@ use barman_protocol::{ConnInfo, ErrorKind, Lsn, ReplicationConnection, TimelineI
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::time::Instant;
 
+use crate::error::HintedError;
 use crate::fsutil;
 use crate::output::Output;
 use segment::SegmentFile;
@@ -120,7 +121,7 @@ pub async fn receive(settings: &ReceiverSettings, out: &mut Output) -> Result<()
         let reason = match outcome {
             Ok(SessionEnd::ServerStopped) => "the server stopped streaming".to_string(),
             Err(e) if is_transient(&e) => format!("{e:#}"),
-            Err(e) => return Err(e),
+            Err(e) => return Err(explain(e, settings)),
         };
         attempt = attempt.saturating_add(1);
         let delay = backoff(attempt);
@@ -182,6 +183,48 @@ pub fn is_transient(error: &anyhow::Error) -> bool {
         }
     }
     false
+}
+
+/// The server's errors that only the DBA can resolve, said with what to do: the slot was
+/// dropped while streaming, or the server removed WAL the receiver still needs. Others
+/// are returned as they are.
+pub fn explain(error: anyhow::Error, settings: &ReceiverSettings) -> anyhow::Error {
+    let server = &settings.server;
+    let Some(db) = error
+        .chain()
+        .find_map(|c| c.downcast_ref::<barman_protocol::Error>())
+        .and_then(|e| e.as_db_error())
+    else {
+        return error;
+    };
+    match (db.code(), &settings.slot_name) {
+        // undefined_object: START_REPLICATION names a slot that is gone.
+        ("42704", Some(slot)) if db.message().contains("replication slot") => HintedError::new(
+            format!("replication slot '{slot}' does not exist on server '{server}'"),
+            format!(
+                "it was dropped while receive-wal was running: create it again with \
+                     'barman receive-wal --create-slot {server}' and restart receive-wal; if \
+                     the server has meanwhile removed WAL that receive-wal still needs, \
+                     'barman receive-wal --reset {server}' moves it to the slot's position"
+            ),
+        )
+        .into(),
+        // undefined_file: the walsender's "requested WAL segment ... has already been
+        // removed".
+        ("58P01", _) if db.message().contains("has already been removed") => HintedError::new(
+            format!(
+                "server '{server}' has removed WAL that receive-wal still needs: {}",
+                db.message()
+            ),
+            format!(
+                "'barman receive-wal --reset {server}' moves receive-wal to the slot's (or \
+                 the server's) current position; the WAL in between is lost to the archive, \
+                 so take a new backup"
+            ),
+        )
+        .into(),
+        _ => error,
+    }
 }
 
 /// An open segment with its validator.
@@ -445,11 +488,11 @@ async fn session(
             request = request.slot(slot);
         }
         let mut stream = conn.start_replication(&request).await?;
-        // Like pg_receivewal, report at once: everything before the start is ours.
+        // Everything before the start is ours; stream_wal reports it as soon as the server
+        // has shown it can send from there.
         state.written = state.written.max(start);
         state.flushed = state.flushed.max(start);
         stream.set_positions(start, start, Lsn::INVALID);
-        stream.send_status(false).await?;
         let end = stream_wal(settings, state, &mut stream, synchronous, out).await?;
         drop(stream);
         match end {
@@ -582,6 +625,7 @@ async fn stream_wal(
     out: &mut Output,
 ) -> Result<StreamEnd> {
     let mut flush_at: Option<Instant> = None;
+    let mut reported = false;
     loop {
         let event = tokio::select! {
             biased;
@@ -594,6 +638,15 @@ async fn stream_wal(
                 continue;
             }
         };
+        // The first report (the start as flushed) waits for the server's first message,
+        // unlike pg_receivewal's. A physical slot's restart_lsn follows what is reported,
+        // backwards too: had the server already removed the WAL at the start, a report sent
+        // with START_REPLICATION would move the slot back to WAL that no longer exists, and
+        // `receive-wal --reset` would then find nothing to do.
+        if !reported && matches!(event, Some(WalEvent::XLogData(_) | WalEvent::Keepalive(_))) {
+            reported = true;
+            stream.send_status(false).await?;
+        }
         match event {
             Some(WalEvent::XLogData(x)) => {
                 state.write(settings, x.wal_start(), x.data(), out)?;

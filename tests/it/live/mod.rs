@@ -7,6 +7,7 @@ mod check;
 mod cluster;
 mod cron_live;
 mod receive_wal;
+mod receive_wal_failures;
 mod recover;
 mod recover_fixture;
 mod recover_ssh;

@@ -72,6 +72,25 @@ impl ReceiveWal {
         }
     }
 
+    /// Waits (at most `timeout`) for it to exit by itself and returns its exit code.
+    #[track_caller]
+    pub fn wait_exit(&mut self, timeout: Duration) -> i32 {
+        let child = self.child.as_mut().expect("running");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                self.child = None;
+                return status.code().unwrap_or(-1);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "receive-wal did not exit within {timeout:?}:\n{}",
+                self.output()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Stops it with SIGTERM and checks it exited 0.
     pub fn stop(&mut self) {
         let code = self.stop_with(nix::sys::signal::Signal::SIGTERM);
@@ -121,11 +140,13 @@ pub fn streaming_scratch(cluster: &PgCluster, extra: &str) -> Scratch {
     scratch
 }
 
-fn streaming_dir(scratch: &Scratch) -> PathBuf {
+/// The streaming directory of server `pg`.
+pub fn streaming_dir(scratch: &Scratch) -> PathBuf {
     scratch.home().join("pg/streaming")
 }
 
-fn names_in(dir: &Path) -> Vec<String> {
+/// The sorted file names of `dir` (none when it does not exist).
+pub fn names_in(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .map(|d| {
             d.filter_map(|e| e.ok())
@@ -138,14 +159,14 @@ fn names_in(dir: &Path) -> Vec<String> {
 }
 
 /// Closes the current segment and returns its name and the switch's end LSN.
-fn switch(cluster: &PgCluster) -> (String, String) {
+pub fn switch(cluster: &PgCluster) -> (String, String) {
     let row = cluster.psql("select pg_walfile_name(l), l from (select pg_switch_wal() as l) s");
     let (name, lsn) = row.split_once('|').unwrap();
     (name.to_string(), lsn.to_string())
 }
 
 /// Waits until `segment` is complete (renamed or already archived) in `streaming/`.
-fn wait_for_segment(scratch: &Scratch, segment: &str, rw: &mut ReceiveWal) {
+pub fn wait_for_segment(scratch: &Scratch, segment: &str, rw: &mut ReceiveWal) {
     let path = streaming_dir(scratch).join(segment);
     let archived = scratch
         .home()
@@ -212,75 +233,104 @@ live_test!(
         rw.stop();
         // 5. archive-wal archives them all; xlog.db has no gap and no duplicate.
         scratch.barman(&["archive-wal", "pg"]).ok();
-        let db = std::fs::read_to_string(scratch.home().join("pg/wals/pg-xlog.db")).unwrap();
-        let segments: Vec<&str> = db
-            .lines()
-            .map(|l| l.split('\t').next().unwrap())
-            .filter(|n| n.len() == 24)
-            .collect();
-        assert!(!segments.is_empty());
-        for pair in segments.windows(2) {
-            assert_eq!(
-                segment_number(pair[1]),
-                segment_number(pair[0]) + 1,
-                "gap or duplicate in xlog.db:\n{db}"
-            );
-        }
+        let segments = archived_segments(&scratch);
+        assert_contiguous(&segments);
         assert!(
-            segments.contains(&last_switched.as_str()),
-            "{last_switched} not archived: {db}\nstreaming: {:?}\n{}",
+            segments.contains(&last_switched),
+            "{last_switched} not archived: {segments:?}\nstreaming: {:?}\n{}",
             names_in(&streaming),
             rw.output()
         );
         // 6. Byte for byte equal to pg_wal (where not recycled), and pg_waldump reads them.
-        let back = scratch.path().join("back");
-        std::fs::create_dir(&back).unwrap();
-        let mut compared = 0;
-        for name in &segments {
-            scratch
-                .barman(&["get-wal", "-o", back.to_str().unwrap(), "pg", name])
-                .ok();
-            if let Ok(original) = std::fs::read(cluster.data_dir().join("pg_wal").join(name)) {
-                assert!(
-                    std::fs::read(back.join(name)).unwrap() == original,
-                    "{name} differs from the server's"
-                );
-                compared += 1;
-            }
-        }
-        assert!(compared > 0, "no segment left in pg_wal to compare");
-        let start = format!(
-            "{:X}/{:X}",
-            u64::from_str_radix(&segments[0][8..16], 16).unwrap(),
-            u64::from_str_radix(&segments[0][16..24], 16).unwrap() << 24
-        );
-        // pg_waldump reads only its own major's WAL: the install's own, or Debian's 15.
-        // The npm server packages ship none, so for those majors the byte-for-byte
-        // comparison above is the proof, and the test says what it did not run.
-        let own = pg.bin_dir.join("pg_waldump");
-        if !own.exists() && pg.major != crate::harness::CLIENT_TOOLS_MAJOR {
-            eprintln!(
-                "note: no pg_waldump {} in {}; WAL compared byte for byte only",
-                pg.major,
-                pg.bin_dir.display()
-            );
-            return;
-        }
-        let waldump = pg_command(&pg.client_bin("pg_waldump"))
-            .arg("-p")
-            .arg(&back)
-            .args(["-s", &start, "-e", &end_lsn])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .output()
-            .unwrap();
-        assert!(
-            waldump.status.success(),
-            "pg_waldump -s {start} -e {end_lsn}: {}",
-            String::from_utf8_lossy(&waldump.stderr)
-        );
+        assert_archive_matches_server(&scratch, &cluster, &segments, &end_lsn);
     }
 );
+
+/// The segment names listed in `pg-xlog.db`, in order (history files left out).
+pub fn archived_segments(scratch: &Scratch) -> Vec<String> {
+    let db = std::fs::read_to_string(scratch.home().join("pg/wals/pg-xlog.db")).unwrap();
+    db.lines()
+        .map(|l| l.split('\t').next().unwrap().to_string())
+        .filter(|n| n.len() == 24)
+        .collect()
+}
+
+/// Asserts that `segments` is not empty and each follows the previous one: no gap and
+/// no duplicate.
+#[track_caller]
+pub fn assert_contiguous(segments: &[String]) {
+    assert!(!segments.is_empty(), "no segment archived");
+    for pair in segments.windows(2) {
+        assert_eq!(
+            segment_number(&pair[1]),
+            segment_number(&pair[0]) + 1,
+            "gap or duplicate in xlog.db between {} and {}:\n{segments:?}",
+            pair[0],
+            pair[1]
+        );
+    }
+}
+
+/// Restores `segments` with get-wal and asserts that each still in the server's pg_wal
+/// equals it byte for byte (at least one must be), then that pg_waldump reads from the
+/// first one's start to `end_lsn` without error where a pg_waldump of the server's major
+/// is available.
+#[track_caller]
+pub fn assert_archive_matches_server(
+    scratch: &Scratch,
+    cluster: &PgCluster,
+    segments: &[String],
+    end_lsn: &str,
+) {
+    let pg = cluster.install();
+    let back = scratch.path().join("back");
+    let _ = std::fs::remove_dir_all(&back);
+    std::fs::create_dir(&back).unwrap();
+    let mut compared = 0;
+    for name in segments {
+        scratch
+            .barman(&["get-wal", "-o", back.to_str().unwrap(), "pg", name])
+            .ok();
+        if let Ok(original) = std::fs::read(cluster.data_dir().join("pg_wal").join(name)) {
+            assert!(
+                std::fs::read(back.join(name)).unwrap() == original,
+                "{name} differs from the server's"
+            );
+            compared += 1;
+        }
+    }
+    assert!(compared > 0, "no segment left in pg_wal to compare");
+    let start = format!(
+        "{:X}/{:X}",
+        u64::from_str_radix(&segments[0][8..16], 16).unwrap(),
+        u64::from_str_radix(&segments[0][16..24], 16).unwrap() << 24
+    );
+    // pg_waldump reads only its own major's WAL: the install's own, or Debian's 15.
+    // The npm server packages ship none, so for those majors the byte-for-byte
+    // comparison above is the proof, and the test says what it did not run.
+    let own = pg.bin_dir.join("pg_waldump");
+    if !own.exists() && pg.major != crate::harness::CLIENT_TOOLS_MAJOR {
+        eprintln!(
+            "note: no pg_waldump {} in {}; WAL compared byte for byte only",
+            pg.major,
+            pg.bin_dir.display()
+        );
+        return;
+    }
+    let waldump = pg_command(&pg.client_bin("pg_waldump"))
+        .arg("-p")
+        .arg(&back)
+        .args(["-s", &start, "-e", end_lsn])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(
+        waldump.status.success(),
+        "pg_waldump -s {start} -e {end_lsn}: {}",
+        String::from_utf8_lossy(&waldump.stderr)
+    );
+}
 
 live_test!(slot_options_print_barmans_messages, |pg: &PgInstall| {
     let cluster = PgCluster::start(pg);
