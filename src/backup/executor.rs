@@ -818,11 +818,7 @@ async fn read_metadata(
     info.begin_xlog = get(0);
     info.begin_wal = get(1);
     info.begin_offset = get(2).and_then(|s| s.parse().ok());
-    info.timeline = info
-        .begin_wal
-        .as_deref()
-        .and_then(|w| w.get(..8))
-        .and_then(|t| u32::from_str_radix(t, 16).ok());
+    info.timeline = info.begin_wal.as_deref().and_then(crate::wal::timeline_of);
     info.status = Some(BackupStatus::Started);
     Ok(())
 }
@@ -842,7 +838,7 @@ fn apply_backup_label(info: &mut BackupInfo, label: &str) -> Result<()> {
     let lsn: Lsn = lsn
         .parse()
         .map_err(|_| anyhow!("Failure parsing backup_label for backup {}", info.backup_id))?;
-    info.timeline = wal.get(..8).and_then(|t| u32::from_str_radix(t, 16).ok());
+    info.timeline = crate::wal::timeline_of(&wal);
     info.begin_xlog = Some(lsn.to_string());
     info.begin_offset = Some(lsn.as_u64() % segment_size);
     info.begin_wal = Some(wal);

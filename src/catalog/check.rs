@@ -3,6 +3,9 @@
 //! while the archive has not reached its end, becomes DONE when it has them all, and
 //! FAILED when a later segment is archived but one it needs is missing.
 
+use barman_protocol::wal::names;
+use barman_protocol::{WalSegNo, WalSegmentSize};
+
 use super::BackupStatus;
 
 /// The outcome of the check.
@@ -33,28 +36,15 @@ impl WalCheck {
 /// The segment names from `begin` to `end` inclusive (same timeline), for a segment
 /// size in bytes. `None` when a name is malformed or the timelines differ.
 pub fn segment_names(begin: &str, end: &str, segment_size: u64) -> Option<Vec<String>> {
-    // A name as (timeline, absolute segment number).
-    let parse = |n: &str| -> Option<(u32, u64)> {
-        if n.len() != 24 {
-            return None;
-        }
-        let tli = u32::from_str_radix(&n[0..8], 16).ok()?;
-        let log = u64::from_str_radix(&n[8..16], 16).ok()?;
-        let seg = u64::from_str_radix(&n[16..24], 16).ok()?;
-        Some((tli, log * (0x1_0000_0000 / segment_size.max(1)) + seg))
-    };
-    if segment_size == 0 || !segment_size.is_power_of_two() {
-        return None;
-    }
-    let per_log = 0x1_0000_0000 / segment_size;
-    let (tli, first) = parse(begin)?;
-    let (end_tli, last) = parse(end)?;
-    if tli != end_tli || last < first {
+    let size = WalSegmentSize::new(u32::try_from(segment_size).ok()?).ok()?;
+    let (tli, first) = names::parse_segment_file_name(begin, size).ok()?;
+    let (end_tli, last) = names::parse_segment_file_name(end, size).ok()?;
+    if tli != end_tli || last.get() < first.get() {
         return None;
     }
     Some(
-        (first..=last)
-            .map(|n| format!("{tli:08X}{:08X}{:08X}", n / per_log, n % per_log))
+        (first.get()..=last.get())
+            .map(|n| names::segment_file_name(tli, WalSegNo::new(n), size))
             .collect(),
     )
 }

@@ -54,11 +54,7 @@ pub fn run(ctx: &mut Context, args: RestoreArgs) -> Result<()> {
         .with_context(|| format!("read the backup catalogue of server '{}'", server.name))?;
     let latest_tli = crate::catalog::latest_archived_wals(server)
         .ok()
-        .and_then(|m| {
-            m.keys()
-                .filter_map(|t| u32::from_str_radix(t, 16).ok())
-                .max()
-        });
+        .and_then(|m| m.keys().filter_map(|t| crate::wal::timeline_of(t)).max());
     let id = match select_backup(&server.name, &backups, &args.backup_id, &target, latest_tli) {
         Ok(id) => id,
         Err(message) => {

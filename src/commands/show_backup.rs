@@ -427,7 +427,7 @@ fn child_timelines(server: &ServerConfig, info: &BackupInfo) -> Result<Vec<u32>>
         let name = entry?.file_name().to_string_lossy().into_owned();
         let Some(tli) = name
             .strip_suffix(".history")
-            .and_then(|t| u32::from_str_radix(t, 16).ok())
+            .and_then(crate::wal::timeline_of)
         else {
             continue;
         };

@@ -150,8 +150,7 @@ async fn insert_lsn(sql: &SqlClient) -> Result<(TimelineId, Lsn)> {
     let lsn: Lsn = lsn
         .parse()
         .map_err(|_| anyhow::anyhow!("invalid LSN {lsn}"))?;
-    let tli = u32::from_str_radix(file.get(..8).unwrap_or(""), 16)
-        .ok()
+    let tli = crate::wal::timeline_of(&file)
         .and_then(|t| TimelineId::new(t).ok())
         .ok_or_else(|| anyhow::anyhow!("invalid WAL file name {file}"))?;
     Ok((tli, lsn))

@@ -95,8 +95,9 @@ fn verify_one(
     let mut file = file?;
     copy_decompressed(&mut file, &mut plain)
         .map_err(|e| format!("cannot decompress {}: {e}", path.display()))?;
-    if let Some(tli) = name.strip_suffix(".history") {
-        let tli = u32::from_str_radix(tli, 16).map_err(|e| e.to_string())?;
+    if name.ends_with(".history") {
+        let tli =
+            crate::wal::timeline_of(name).ok_or_else(|| format!("bad history file name {name}"))?;
         let text =
             std::str::from_utf8(&plain).map_err(|_| "the history file is not text".to_string())?;
         TimelineHistory::parse(TimelineId::new(tli).map_err(|e| e.to_string())?, text)

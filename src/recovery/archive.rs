@@ -59,8 +59,8 @@ impl Archive {
                         entry.name
                     );
                 }
-            } else if let Some(tli) = entry.name.strip_suffix(".history") {
-                let Ok(tli) = u32::from_str_radix(tli, 16) else {
+            } else if entry.is_history() {
+                let Some(tli) = crate::wal::timeline_of(&entry.name) else {
                     continue;
                 };
                 let path = archived_path(&wals, &entry.name);

@@ -270,7 +270,7 @@ fn target_timeline(
             let from_segments = source
                 .segments()
                 .iter()
-                .filter_map(|n| u32::from_str_radix(&n[..8], 16).ok());
+                .filter_map(|n| crate::wal::timeline_of(n));
             let from_histories = source.histories().keys().copied();
             from_segments
                 .chain(from_histories)

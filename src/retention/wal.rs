@@ -116,7 +116,7 @@ impl WalCleanup {
         if name.ends_with(".history") {
             return true;
         }
-        if let Some(tli) = name.get(..8).and_then(|t| u32::from_str_radix(t, 16).ok()) {
+        if let Some(tli) = crate::wal::timeline_of(name) {
             if self.timelines_to_protect.contains(&tli) {
                 return true;
             }

@@ -274,8 +274,8 @@ pub fn identity_system_id(server: &ServerConfig) -> Result<Option<u64>> {
 /// Check a file's content: segments and partial segments are validated, history
 /// files parsed. Returns the plain bytes and the summary line of a segment.
 fn validate(name: &str, plain: &[u8], sysid: Option<u64>) -> Result<Option<String>, String> {
-    if let Some(tli) = name.strip_suffix(".history") {
-        let tli = u32::from_str_radix(tli, 16).map_err(|_| "bad history file name".to_string())?;
+    if name.ends_with(".history") {
+        let tli = super::timeline_of(name).ok_or_else(|| "bad history file name".to_string())?;
         let text =
             std::str::from_utf8(plain).map_err(|_| "the history file is not text".to_string())?;
         TimelineHistory::parse(

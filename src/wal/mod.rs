@@ -41,11 +41,21 @@ pub fn possible_paths(server: &ServerConfig, name: &str, partial: bool) -> Vec<P
     paths
 }
 
+/// The timeline of a WAL file name: its first 8 hexadecimal digits, for segments,
+/// `.partial` and backup history files, and history files (`00000002.history`) alike.
+pub fn timeline_of(name: &str) -> Option<u32> {
+    let digits = name.get(..8)?;
+    if !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u32::from_str_radix(digits, 16).ok()
+}
+
 /// The WAL segment names after `name` (same timeline), for `get-wal --peek`: the next
 /// segment numbers, and across a log boundary when a power-of-two segment number is
 /// missing (Barman's rule, which works for every segment size).
 pub fn next_segment_name(name: &str) -> Option<String> {
-    let tli = u32::from_str_radix(name.get(0..8)?, 16).ok()?;
+    let tli = timeline_of(name)?;
     let log = u32::from_str_radix(name.get(8..16)?, 16).ok()?;
     let seg = u32::from_str_radix(name.get(16..24)?, 16).ok()?;
     let seg = seg.checked_add(1)?;
@@ -54,7 +64,7 @@ pub fn next_segment_name(name: &str) -> Option<String> {
 
 /// The first segment of the next log after `name`.
 pub fn next_log_first_segment(name: &str) -> Option<String> {
-    let tli = u32::from_str_radix(name.get(0..8)?, 16).ok()?;
+    let tli = timeline_of(name)?;
     let log = u32::from_str_radix(name.get(8..16)?, 16).ok()?;
     Some(format!("{tli:08X}{:08X}{:08X}", log.checked_add(1)?, 0))
 }
