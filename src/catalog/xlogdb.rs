@@ -216,7 +216,8 @@ pub fn wal_until_next<'e>(
             }
             continue;
         }
-        if !entry.is_segment() || entry.name.as_str() < begin_wal || &entry.name[..8] > timeline {
+        // The cheap comparison first: in a long archive most entries are older.
+        if entry.name.as_str() < begin_wal || !entry.is_segment() || &entry.name[..8] > timeline {
             continue;
         }
         if next_end_wal.is_some_and(|next| entry.name.as_str() > next) {
@@ -225,6 +226,20 @@ pub fn wal_until_next<'e>(
         selected.push(entry);
     }
     selected
+}
+
+/// Whether the entries are in name order, as archiving writes them; then the entries
+/// a backup's WAL is among start at [`from_name`] of its `begin_wal`.
+pub fn in_name_order(entries: &[XlogEntry]) -> bool {
+    entries.windows(2).all(|w| w[0].name <= w[1].name)
+}
+
+/// For entries in name order, those from the first whose name is not below `name`:
+/// all that [`wal_info`] reads of a backup beginning at `name`, found without walking
+/// the older part of the archive (1,000 backups over 200,000 WAL files otherwise cost
+/// 200 million comparisons in `list-backups`).
+pub fn from_name<'e>(entries: &'e [XlogEntry], name: &str) -> &'e [XlogEntry] {
+    &entries[entries.partition_point(|e| e.name.as_str() < name)..]
 }
 
 /// Compute [`WalInfo`] for a backup from the `xlog.db` entries.
@@ -404,6 +419,33 @@ mod tests {
             &entries,
         );
         assert_eq!(last.wal_until_next_size, 111000);
+    }
+
+    #[test]
+    fn the_ordered_shortcut_reads_what_the_full_scan_reads() {
+        let mut entries: Vec<XlogEntry> = (1..200u64)
+            .map(|n| entry(&format!("00000001{:08X}{:08X}", n / 256, n % 256), n))
+            .collect();
+        entries.push(entry("00000002.history", 5));
+        entries.push(entry("000000020000000000000080", 7));
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        assert!(in_name_order(&entries));
+        for (begin, end, next) in [
+            (
+                "000000010000000000000010",
+                "000000010000000000000011",
+                Some("000000010000000000000020"),
+            ),
+            ("0000000100000000000000C6", "0000000100000000000000C7", None),
+            ("000000010000000000000001", "000000010000000000000001", None),
+        ] {
+            let full = wal_info(begin, end, next, &entries);
+            let short = wal_info(begin, end, next, from_name(&entries, begin));
+            assert_eq!(format!("{full:?}"), format!("{short:?}"), "{begin}");
+            assert!(full.wal_num > 0);
+        }
+        entries.swap(3, 4);
+        assert!(!in_name_order(&entries));
     }
 
     #[test]

@@ -107,6 +107,7 @@ fn rows(server: &ServerConfig) -> Result<Vec<Row>> {
         )
     };
     let mut rows = Vec::new();
+    let ordered = xlogdb::in_name_order(&entries);
     for (id, info) in backups.iter().rev() {
         let kind = backup_type(info);
         let status = info.status.unwrap_or(BackupStatus::Empty);
@@ -125,7 +126,14 @@ fn rows(server: &ServerConfig) -> Result<Vec<Row>> {
                     .find(|b| copy_done(b))
                     .and_then(|b| b.end_wal.as_deref());
                 let wal = match (&info.begin_wal, &info.end_wal) {
-                    (Some(begin), Some(end)) => xlogdb::wal_info(begin, end, next_end, &entries),
+                    (Some(begin), Some(end)) => {
+                        let scope = if ordered {
+                            xlogdb::from_name(&entries, begin)
+                        } else {
+                            &entries
+                        };
+                        xlogdb::wal_info(begin, end, next_end, scope)
+                    }
                     _ => xlogdb::WalInfo::default(),
                 };
                 let size = info.size.unwrap_or(0) + wal.wal_size;
