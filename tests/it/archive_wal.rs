@@ -114,6 +114,38 @@ fn a_corrupt_segment_is_never_archived() {
 }
 
 #[test]
+fn a_corrupt_file_dropped_into_incoming_goes_to_errors() {
+    let scratch = Scratch::new(SERVER);
+    let (b, _) = wal();
+    let incoming = scratch.home().join("pg/incoming");
+    std::fs::create_dir_all(&incoming).unwrap();
+    std::fs::write(incoming.join(name(2)), b.segment(2)).unwrap();
+    let mut bad = b.segment(3);
+    flip_bit(&mut bad, 300_000, 5);
+    std::fs::write(incoming.join(name(3)), &bad).unwrap();
+    let run = scratch.barman(&["archive-wal", "pg"]);
+    run.code(1).stderr_has(&format!(
+        "ERROR: WAL file {} from file archival of server pg failed validation: ",
+        name(3)
+    ));
+    let db = std::fs::read_to_string(scratch.home().join("pg/wals/pg-xlog.db")).unwrap();
+    let archived: Vec<&str> = db.lines().filter_map(|l| l.split('\t').next()).collect();
+    assert_eq!(archived, [name(2)], "only the sound segment is archived");
+    assert!(
+        !incoming.join(name(3)).exists(),
+        "the bad file stays in incoming/"
+    );
+    let errors: Vec<String> = std::fs::read_dir(scratch.home().join("pg/errors"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].starts_with(&name(3)) && errors[0].ends_with(".corrupt"));
+    let kept = std::fs::read(scratch.home().join("pg/errors").join(&errors[0])).unwrap();
+    assert!(kept == bad, "the rejected file keeps its bytes");
+}
+
+#[test]
 fn wal_of_another_cluster_is_rejected() {
     let scratch = Scratch::new(SERVER);
     scratch.write(
