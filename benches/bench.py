@@ -69,19 +69,25 @@ def du(path):
 
 
 class Sample:
-    def __init__(self, wall, cpu, rss_kib, size=None):
+    def __init__(self, wall, cpu, rss_kib, size=None, stopped=False):
         self.wall, self.cpu, self.rss, self.size = wall, cpu, rss_kib, size
+        # Stopped at the time limit: wall is a lower bound, cpu and rss unknown.
+        self.stopped = stopped
 
 
-def timed(cmd, sync=True):
-    """Run cmd under /usr/bin/time (plus a sync when it writes to disk); a Sample."""
+def timed(cmd, sync=True, limit=None):
+    """Run cmd under /usr/bin/time (plus a sync when it writes to disk); a Sample.
+    After `limit` seconds the command is stopped and the sample marked so."""
     with tempfile.NamedTemporaryFile("r", suffix=".time") as tf:
         if sync:
             run(["sync"])
         start = time.monotonic()
-        r = subprocess.run(
-            ["/usr/bin/time", "-f", "%U %S %M", "-o", tf.name] + cmd,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            r = subprocess.run(
+                ["/usr/bin/time", "-f", "%U %S %M", "-o", tf.name] + cmd,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=limit)
+        except subprocess.TimeoutExpired:
+            return Sample(float(limit), None, None, stopped=True)
         if sync:
             run(["sync"])
         wall = time.monotonic() - start
@@ -108,6 +114,9 @@ class Results:
         xs = [getattr(s, attr) for s in self.samples.get((section, label), []) if getattr(s, attr) is not None]
         return statistics.median(xs) if xs else None
 
+    def stopped(self, section, label):
+        return any(s.stopped for s in self.samples.get((section, label), []))
+
     def table(self):
         out = []
         sections = []
@@ -121,13 +130,17 @@ class Results:
             for (sec, label), xs in self.samples.items():
                 if sec != section:
                     continue
-                walls = [x.wall for x in xs]
-                cpu = statistics.median([x.cpu for x in xs])
-                rss = statistics.median([x.rss for x in xs]) / 1024
+                walls = [x.wall for x in xs if x.wall is not None]
+                cpus = [x.cpu for x in xs if x.cpu is not None]
+                rsss = [x.rss for x in xs if x.rss is not None]
+                cpu = f"{statistics.median(cpus):.2f}" if cpus else ""
+                rss = f"{statistics.median(rsss) / 1024:.1f}" if rsss else ""
                 sizes = [x.size for x in xs if x.size is not None]
                 size = f"{statistics.median(sizes) / 2**20:.1f}" if sizes else ""
-                out.append(f"| {label} | {len(xs)} | {statistics.median(walls):.2f} ({min(walls):.2f}-{max(walls):.2f}) "
-                           f"| {cpu:.2f} | {rss:.1f} | {size} |")
+                wall = f"{statistics.median(walls):.2f} ({min(walls):.2f}-{max(walls):.2f})" if walls else ""
+                if any(x.stopped for x in xs):
+                    wall = f">= {min(walls):.0f} (stopped at the limit)"
+                out.append(f"| {label} | {len(xs)} | {wall} | {cpu} | {rss} | {size} |")
             rows = [p for p in self.pairs if p[0] == section]
             if rows:
                 out.append("")
@@ -137,7 +150,8 @@ class Results:
                     cells = []
                     for attr in ("wall", "cpu", "rss", "size"):
                         a, b = self.med(section, ours, attr), self.med(section, theirs, attr)
-                        cells.append(f"{a / b:.2f}" if a is not None and b else "")
+                        bound = "<= " if attr == "wall" and self.stopped(section, theirs) else ""
+                        cells.append(f"{bound}{a / b:.3g}" if a is not None and b else "")
                     out.append(f"| {ours} / {theirs} | " + " | ".join(cells) + f" | {goal} |")
         if self.notes:
             out.append("\nNotes:\n")
@@ -225,6 +239,8 @@ def main():
     p.add_argument("--wal-files", type=int, default=200000)
     p.add_argument("--backups", type=int, default=1000)
     p.add_argument("--sections", default="backup,wal,recover,catalogue")
+    p.add_argument("--their-limit", type=float, default=900,
+                   help="stop another tool's catalogue command after this many seconds")
     p.add_argument("--out", help="write the results (Markdown) here")
     a = p.parse_args()
     sections = a.sections.split(",")
@@ -329,6 +345,10 @@ def bench_backup(a, res, cluster, home, pyhome, scratch, ours, py, br):
             ("plain", "barman backup (plain)", "pg_basebackup -Fp", ["-Fp"]),
             ("zstd", "barman backup (zstd tar)", "pg_basebackup -Ft client-zstd", ["-Ft", "--compress=client-zstd"]),
         ):
+            # Like Barman's, our backup ends by archiving the WAL waiting in incoming/;
+            # the backlog of earlier runs is archived first, untimed, so that only the
+            # backup's own WAL is in the measurement.
+            run(ours("archive-wal", server))
             s = timed(ours("backup", server))
             bid = newest_backup(home, server)
             s.size = du(os.path.join(home, server, "base", bid))
@@ -351,6 +371,7 @@ def bench_backup(a, res, cluster, home, pyhome, scratch, ours, py, br):
                 res.add(S, label, s)
                 res.pair(S, "barman backup (zstd tar)", label)
         if py:
+            run(py("archive-wal", "pg"))
             s = timed(py("backup", "pg"))
             bid = newest_backup(pyhome, "pg")
             s.size = du(os.path.join(pyhome, "pg", "base", bid))
@@ -448,7 +469,9 @@ def bench_wal(a, res, cluster, home, scratch, ours):
             proc.wait(timeout=60)
             u, s, m = tf.read().split()[-3:]
         wal = int(float(cluster.sql(f"select pg_wal_lsn_diff('{end_lsn}', '{start_lsn}')")))
-        sample = Sample(0.0, float(u) + float(s), int(m))
+        # In this section the CPU column is seconds per GiB of WAL streamed (the sides
+        # stream different amounts in the same time), and there is no wall time.
+        sample = Sample(None, (float(u) + float(s)) / (wal / 2**30), int(m))
         res.add(S, label, sample)
         return sample, wal, tps, lag
 
@@ -461,7 +484,7 @@ def bench_wal(a, res, cluster, home, scratch, ours):
                                f"{cluster.conninfo} application_name=pg_receivewal"], "pg_receivewal"),
         ):
             sample, wal, tps, lag = phase(label, cmd, app)
-            per_gib.setdefault(label, []).append((sample.cpu / (wal / 2**30), tps, lag, wal))
+            per_gib.setdefault(label, []).append((sample.cpu, tps, lag, wal))
             # The streamed files are not needed afterwards.
             for d in (pgrw_dir, os.path.join(home, "stream", "streaming")):
                 for f in os.listdir(d) if os.path.isdir(d) else []:
@@ -474,7 +497,8 @@ def bench_wal(a, res, cluster, home, scratch, ours):
             f"pgbench {statistics.median(x[1] for x in xs):.0f} tps, flush lag when the load stopped "
             f"{statistics.median(x[2] for x in xs) / 2**20:.2f} MiB (median of {len(xs)}; "
             f"{statistics.median(x[3] for x in xs) / 2**20:.0f} MiB of WAL per run)")
-    res.notes.append("WAL streaming: wall time is the load's duration for both sides; compare CPU, RSS, tps and lag.")
+    res.notes.append("WAL streaming: the CPU column is seconds per GiB of WAL streamed; each side streams "
+                     "alone during the same load for the same time.")
 
 
 def bench_catalogue(a, res, cluster, scratch):
@@ -505,7 +529,6 @@ def bench_catalogue(a, res, cluster, scratch):
             f.write(f"""backup_id={bid}
 backup_label=None
 backup_name=None
-backup_type=full
 begin_offset=40
 begin_time={begin.isoformat(' ')}
 begin_wal={name(segno)}
@@ -553,7 +576,8 @@ archiver = on
         for command in (["list-backups", "cat"], ["show-backup", "cat", newest], ["cron"]):
             for who, base in sides:
                 label = f"{who} {' '.join(command[:1])}"
-                res.add(S, label, timed(base + command, sync=False))
+                limit = a.their_limit if who != "barman" else None
+                res.add(S, label, timed(base + command, sync=False, limit=limit))
             if len(sides) == 2:
                 res.pair(S, f"barman {command[0]}", f"Barman {command[0]}", "barman < 1 s")
     res.notes.append(f"catalogue scale: {a.backups} backups, {a.wal_files} WAL entries in xlog.db "
