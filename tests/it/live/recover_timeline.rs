@@ -1,4 +1,5 @@
-//! Recovery across timelines and into a standby, on every major version.
+//! Recovery across timelines, into a standby, and over a used data directory
+//! (`--delta-restore`), on every major version.
 //!
 //! A timeline is made the way it happens in production: a backup on timeline 1, a
 //! point-in-time recovery that is promoted (timeline 2) and archives into the same
@@ -263,6 +264,78 @@ live_test!(
             "select count(*) from pg_stat_replication where state = 'streaming'",
             "1",
             "the primary to see its standby",
+        );
+    }
+);
+
+live_test!(
+    delta_restore_brings_a_used_data_directory_back,
+    |pg: &PgInstall| {
+        let f = Fixture::new(pg);
+        let c = &f.cluster;
+        c.psql("create table t (id int)");
+        c.psql("insert into t select generate_series(1, 100)");
+        f.backup("20260101T000000");
+        c.psql("insert into t select generate_series(101, 150)");
+        c.psql("select pg_create_restore_point('rp')");
+        c.psql("insert into t select generate_series(151, 300)");
+        f.archive_all();
+
+        // A first recovery, started and used: rows changed, a table and a file added.
+        let dest = f.path("delta");
+        let tbs = format!("tbs:{}", f.path("delta_tbs").display());
+        let args = |extra: &[&'static str]| -> Vec<String> {
+            let mut all: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+            all.extend(
+                [
+                    "--target-name",
+                    "rp",
+                    "--target-action",
+                    "promote",
+                    "--tablespace",
+                    &tbs,
+                    "latest",
+                    dest.to_str().unwrap(),
+                ]
+                .map(String::from),
+            );
+            all
+        };
+        let run = |extra: &[&'static str]| {
+            let all = args(extra);
+            let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+            f.restore(&refs)
+        };
+        run(&[]).ok();
+        let used = start_recovered(pg, &dest);
+        assert_eq!(used.psql("select count(*) from t"), "150");
+        used.psql("delete from t where id <= 50");
+        used.psql("create table scratch_work as select generate_series(1, 10000) x");
+        drop(used);
+        std::fs::write(dest.join("leftover.txt"), "not from the backup").unwrap();
+
+        // Without --delta-restore the used directory is refused, untouched.
+        let refused = run(&[]);
+        assert_ne!(refused.code, 0, "{}", refused.stdout);
+        assert!(
+            refused.stderr.contains("is not empty"),
+            "{}",
+            refused.stderr
+        );
+        assert!(dest.join("leftover.txt").exists());
+
+        // With it: the backup's files back, what it did not have removed.
+        run(&["--delta-restore"]).ok();
+        assert!(
+            !dest.join("leftover.txt").exists(),
+            "a file not in the backup was kept"
+        );
+        let recovered = start_recovered(pg, &dest);
+        assert_eq!(recovered.psql("select count(*) from t"), "150");
+        assert_eq!(recovered.psql("select min(id) from t"), "1");
+        assert_eq!(
+            recovered.psql("select count(*) from pg_class where relname = 'scratch_work'"),
+            "0"
         );
     }
 );
