@@ -339,3 +339,89 @@ live_test!(
         );
     }
 );
+
+live_test!(
+    get_wal_restore_command_feeds_a_recovering_server,
+    |pg: &PgInstall| {
+        let f = Fixture::new(pg);
+        let c = &f.cluster;
+        c.psql("create table t (id int)");
+        c.psql("insert into t select generate_series(1, 100)");
+        f.backup("20260101T000000");
+        c.psql("insert into t select generate_series(101, 150)");
+        c.psql("select pg_create_restore_point('rp')");
+        c.psql("insert into t select generate_series(151, 300)");
+        f.archive_all();
+
+        let dest = f.path("getwal");
+        let tbs = format!("tbs:{}", f.path("getwal_tbs").display());
+        f.restore(&[
+            "--get-wal",
+            "--target-name",
+            "rp",
+            "--target-action",
+            "promote",
+            "--tablespace",
+            &tbs,
+            "latest",
+            dest.to_str().unwrap(),
+        ])
+        .ok();
+        let auto = std::fs::read_to_string(dest.join("postgresql.auto.conf")).unwrap();
+        let config = f.scratch.config();
+        let expected = format!(
+            "restore_command = 'barman -c {} get-wal -P pg %f > %p'",
+            config.display()
+        );
+        assert!(auto.contains(&expected), "{auto}");
+        // No WAL was copied: the server asks for each file.
+        let copied = std::fs::read_dir(dest.join("pg_wal"))
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().len() == 24)
+            .count();
+        assert_eq!(copied, 0);
+
+        // The command runs as the server's OS user; as the comment Barman writes says,
+        // get-wal must run as barman_user. Here that user gets its own copy of the
+        // catalogue and a configuration naming it, and the command names this binary.
+        let user = nix::unistd::User::from_uid(crate::harness::server_user().uid)
+            .unwrap()
+            .unwrap()
+            .name;
+        let home = f.path("server_user_home");
+        crate::harness::copy_dir(&f.scratch.home(), &home);
+        let text = std::fs::read_to_string(&config).unwrap();
+        let servers = &text[text.find("[pg]").expect("a [pg] section")..];
+        let own_config = home.join("barman.conf");
+        std::fs::write(
+            &own_config,
+            format!(
+                "[barman]\nbarman_home = {}\nbarman_user = {user}\nlog_file = {}/barman.log\n\n{servers}",
+                home.display(),
+                home.display()
+            ),
+        )
+        .unwrap();
+        crate::harness::give_tree_to_server_user(&home);
+        std::fs::write(
+            dest.join("postgresql.auto.conf"),
+            auto.replace(
+                &expected,
+                &format!(
+                    "restore_command = '{} -c {} get-wal -P pg %f > %p'",
+                    env!("CARGO_BIN_EXE_barman"),
+                    own_config.display()
+                ),
+            ),
+        )
+        .unwrap();
+        let recovered = start_recovered(pg, &dest);
+        assert_eq!(recovered.psql("select count(*) from t"), "150");
+        assert!(
+            recovered.log().contains("restored log file"),
+            "the server did not restore WAL through get-wal:\n{}",
+            recovered.log()
+        );
+    }
+);
