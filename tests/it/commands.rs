@@ -52,7 +52,7 @@ fn list_servers_in_json() {
         .to_string();
     assert_eq!(
         out,
-        "{\"broken\": {\"description\": \"No connection (WARNING: disabled)\"}, \"old\": {\"description\": \"Old server (inactive)\"}, \"pg\": {\"description\": \"Main cluster\"}}\n"
+        "{\"broken\": {\"description\": \"No connection (WARNING: disabled)\"}, \"old\": {\"description\": \"Old server (inactive)\"}, \"pg\": {\"description\": \"Main cluster\"}}"
     );
 }
 
@@ -368,7 +368,7 @@ fn keep_marks_shows_and_releases_a_backup() {
         .to_string();
     assert_eq!(
         json,
-        "{\"pg\": {\"keep_status\": {\"description\": \"Keep\", \"message\": \"standalone\"}}}\n"
+        "{\"pg\": {\"keep_status\": {\"description\": \"Keep\", \"message\": \"standalone\"}}}"
     );
 }
 
