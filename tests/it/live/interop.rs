@@ -1,0 +1,627 @@
+//! Interoperability with the real Barman (Python, by EnterpriseDB; installed by `scripts/test`,
+//! found by `harness::python_barman_bin`), on one catalogue and one server:
+//!
+//! - Barman takes a backup (`backup_method = postgres`, WAL through `archive_command` into
+//!   `incoming/` and Barman's `archive-wal`); our `list-backups`, `show-backup`,
+//!   `check-backup` read it and our `restore` to a restore point and to a time gives clusters
+//!   that start with exactly the rows written before the target.
+//! - The reverse: our plain and gzip-tar backups and our archived WAL are listed and shown by
+//!   Barman and recovered by Barman's own `recover` to a restore point and to a time.
+//! - Locks: while our `receive-wal` runs Barman's `receive-wal` refuses and its `cron` starts
+//!   no second receiver; while Barman's runs, ours refuses and our `cron` starts none.
+//! - Outputs: `list-backups`, `show-backup` and `check`, console and `-f json`, compared
+//!   line for line with Barman's on the same catalogue (differences that are deliberate are
+//!   normalised here and listed in docs/migrating-from-barman.md).
+//!
+//! Barman's `backup` runs Debian's `pg_basebackup` 15, which refuses servers newer than
+//! itself, so the tests run on PostgreSQL 13 and 15.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::harness::{python_barman, run_live, ClusterOptions, PgCluster, PgInstall};
+use crate::live::receive_wal::{wait_until, ReceiveWal};
+use crate::live::recover::rows_after_recovery;
+use crate::util::{Run, Scratch};
+
+/// A cluster archiving into `incoming/` of server `pg`, whose configuration both binaries read.
+struct Interop {
+    scratch: Scratch,
+    cluster: PgCluster,
+}
+
+impl Interop {
+    fn new(pg: &PgInstall, extra: &str) -> Interop {
+        let scratch = Scratch::new("");
+        let incoming = scratch.home().join("pg/incoming");
+        std::fs::create_dir_all(&incoming).unwrap();
+        for dir in [
+            scratch.path().to_path_buf(),
+            scratch.home(),
+            scratch.home().join("pg"),
+        ] {
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        std::fs::set_permissions(&incoming, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let cluster = PgCluster::start_with(
+            pg,
+            &ClusterOptions::new()
+                .conf("archive_mode = on")
+                .conf(format!(
+                "archive_command = 'test ! -f {0}/%f && cp %p {0}/%f.tmp && mv {0}/%f.tmp {0}/%f'",
+                incoming.display()
+            )),
+        );
+        let text = std::fs::read_to_string(scratch.config()).unwrap();
+        scratch.write_config(&format!(
+            "{text}[pg]\ndescription = interop\nconninfo = {0}\nstreaming_conninfo = {0}\n\
+             backup_method = postgres\narchiver = on\n{extra}\n",
+            cluster.conninfo()
+        ));
+        Interop { scratch, cluster }
+    }
+
+    /// Our binary: `barman -c CONFIG ARGS...`.
+    fn ours(&self, args: &[&str]) -> Run {
+        self.scratch.barman(args)
+    }
+
+    /// Python Barman: `barman -c CONFIG ARGS...`.
+    fn theirs(&self, args: &[&str]) -> Run {
+        let mut command = python_barman(&self.scratch.config());
+        command.args(args).stdin(Stdio::null());
+        Run::of(command)
+    }
+
+    /// Closes the current segment, waits until the server has archived it into `incoming/`,
+    /// then runs `archive-wal` of Barman (`with_theirs`) or ours.
+    fn archive_all(&self, with_theirs: bool) {
+        let c = &self.cluster;
+        c.psql("select pg_logical_emit_message(false, 'barman-rs', 'archive')");
+        let last = c.psql("select pg_walfile_name(pg_current_wal_lsn())");
+        c.psql("select pg_switch_wal()");
+        wait_until(
+            &format!("archive_command to deliver {last}"),
+            Duration::from_secs(60),
+            || {
+                c.psql("select coalesce(last_archived_wal, '') from pg_stat_archiver")
+                    .as_str()
+                    >= last.as_str()
+            },
+        );
+        if with_theirs {
+            self.theirs(&["archive-wal", "pg"]).ok();
+        } else {
+            self.ours(&["archive-wal", "pg"]).ok();
+        }
+    }
+
+    /// The backup ids of the catalogue, oldest first.
+    fn backup_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = std::fs::read_dir(self.scratch.home().join("pg/base"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.scratch.path().join(name)
+    }
+}
+
+/// The workload after a backup: 1000 rows, restore point `rp1` (1100 rows in all with the
+/// 100 of the backup), 500 rows, a time (1600 rows), 250 rows (1850). Returns the time.
+fn workload_after_backup(c: &PgCluster) -> String {
+    c.psql("insert into t select g, 'batch1' from generate_series(1, 1000) g");
+    c.psql("select pg_create_restore_point('rp1')");
+    c.psql("insert into t select g, 'batch2' from generate_series(1, 500) g");
+    std::thread::sleep(Duration::from_millis(50));
+    let time = c.psql("select clock_timestamp()");
+    std::thread::sleep(Duration::from_millis(50));
+    c.psql("insert into t select g, 'batch3' from generate_series(1, 250) g");
+    time
+}
+
+fn on_13_and_15(body: fn(&PgInstall)) {
+    run_live(13, body);
+    run_live(15, body);
+}
+
+/// Barman's backup and WAL, read and restored by us.
+fn barman_backup_restored_by_us(pg: &PgInstall) {
+    // Barman's archive-wal compresses the WAL (gzip); our restore decompresses it.
+    let x = Interop::new(pg, "compression = gzip");
+    let c = &x.cluster;
+    c.psql("create table t (id int, pad text)");
+    c.psql("insert into t select g, 'before' from generate_series(1, 100) g");
+    let out = x.theirs(&["backup", "pg"]);
+    let text = format!("{}{}", out.stdout, out.stderr);
+    out.code(0);
+    assert!(text.contains("Backup completed"), "{text}");
+    let ids = x.backup_ids();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    let id = &ids[0];
+    let time = workload_after_backup(c);
+    x.archive_all(true);
+    // The backup is DONE for Barman once its WAL is archived.
+    x.theirs(&["check-backup", "pg", id]).ok();
+
+    let listed = x.ours(&["list-backups", "pg"]).ok().to_string();
+    assert!(listed.starts_with(&format!("pg {id} - ")), "{listed}");
+    let shown = x.ours(&["show-backup", "pg", id]).ok().to_string();
+    assert!(shown.contains(&format!("Backup {id}:")), "{shown}");
+    assert!(shown.contains("Status                 : DONE"), "{shown}");
+    x.ours(&["check-backup", "pg", id]).ok();
+
+    for (name, args, rows) in [
+        ("by_name", vec!["--target-name", "rp1"], 1100),
+        ("by_time", vec!["--target-time", time.as_str()], 1600),
+    ] {
+        let dest = x.path(name);
+        let mut all = vec!["restore", "pg", id.as_str(), dest.to_str().unwrap()];
+        all.extend(args);
+        all.extend(["--target-action", "promote"]);
+        x.ours(&all).ok();
+        assert_eq!(
+            rows_after_recovery(pg, &dest),
+            Some(rows),
+            "our restore {name} of Barman's backup {id}"
+        );
+    }
+}
+
+#[test]
+fn barman_backup_restored_by_us_pg13_pg15() {
+    on_13_and_15(barman_backup_restored_by_us);
+}
+
+/// Our backups (plain, then gzip tar) and our WAL, listed, shown and recovered by Barman.
+fn our_backup_recovered_by_barman(pg: &PgInstall) {
+    // Our archive-wal compresses the WAL (bzip2); Barman's recover decompresses it.
+    let x = Interop::new(pg, "compression = bzip2");
+    let c = &x.cluster;
+    c.psql("create table t (id int, pad text)");
+    c.psql("insert into t select g, 'before' from generate_series(1, 100) g");
+    x.ours(&["backup", "pg"]).ok();
+    let text = std::fs::read_to_string(x.scratch.config()).unwrap();
+    x.scratch
+        .write_config(&format!("{text}backup_compression = gzip\n"));
+    // Backup ids have a one-second resolution.
+    std::thread::sleep(Duration::from_millis(1100));
+    x.ours(&["backup", "pg"]).ok();
+    let ids = x.backup_ids();
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    let (plain, tar) = (&ids[0], &ids[1]);
+    assert!(
+        x.scratch
+            .home()
+            .join(format!("pg/base/{tar}/data/base.tar.gz"))
+            .is_file(),
+        "the second backup is a gzip tar"
+    );
+    let time = workload_after_backup(c);
+    x.archive_all(false);
+
+    let listed = x.theirs(&["list-backups", "pg"]).ok().to_string();
+    for id in [plain, tar] {
+        assert!(
+            listed
+                .lines()
+                .any(|l| l.starts_with(&format!("pg {id} - "))),
+            "Barman lists {id}:\n{listed}"
+        );
+        let shown = x.theirs(&["show-backup", "pg", id]).ok().to_string();
+        assert!(shown.contains(&format!("Backup {id}:")), "{shown}");
+        assert!(shown.contains("DONE"), "{shown}");
+    }
+
+    // Barman's outputs on our catalogue equal ours (see `outputs_match_barman`).
+    let mut problems = Vec::new();
+    for fmt in [&[][..], &["-f", "json"][..]] {
+        for cmd in [
+            vec!["list-backups", "pg"],
+            vec!["show-backup", "pg", plain.as_str()],
+            vec!["show-backup", "pg", tar.as_str()],
+            vec!["check", "pg"],
+        ] {
+            let mut args: Vec<&str> = fmt.to_vec();
+            args.extend(cmd);
+            problems.extend(compare(&x, &args, normalise_check));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+
+    for (id, name, args, rows) in [
+        (
+            plain,
+            "plain_by_time",
+            vec!["--target-time", time.as_str()],
+            1600,
+        ),
+        (plain, "plain_by_name", vec!["--target-name", "rp1"], 1100),
+        (
+            tar,
+            "tar_by_time",
+            vec!["--target-time", time.as_str()],
+            1600,
+        ),
+        (tar, "tar_by_name", vec!["--target-name", "rp1"], 1100),
+    ] {
+        let dest = x.path(name);
+        let mut all = vec!["recover", "pg", id.as_str(), dest.to_str().unwrap()];
+        all.extend(args);
+        all.extend(["--target-action", "promote"]);
+        let out = x.theirs(&all);
+        out.code(0);
+        assert!(
+            out.stdout
+                .contains("Your PostgreSQL server has been successfully prepared for recovery!"),
+            "{}{}",
+            out.stdout,
+            out.stderr
+        );
+        assert_eq!(
+            rows_after_recovery(pg, &dest),
+            Some(rows),
+            "Barman's recover {name} of our backup {id}"
+        );
+    }
+}
+
+#[test]
+fn our_backup_recovered_by_barman_pg13_pg15() {
+    on_13_and_15(our_backup_recovered_by_barman);
+}
+
+/// Both outputs of one command, normalised by `normalise`, must be equal line for line.
+fn compare(x: &Interop, args: &[&str], normalise: impl Fn(&str) -> String) -> Vec<String> {
+    let theirs = x.theirs(args);
+    let ours = x.ours(args);
+    let mut problems = Vec::new();
+    if theirs.code != ours.code {
+        problems.push(format!(
+            "`barman {}`: exit code {} (Barman) vs {} (ours)",
+            args.join(" "),
+            theirs.code,
+            ours.code
+        ));
+    }
+    let (t, o) = (normalise(&theirs.stdout), normalise(&ours.stdout));
+    if t != o {
+        let tl: Vec<&str> = t.lines().collect();
+        let ol: Vec<&str> = o.lines().collect();
+        let mut diff = String::new();
+        for i in 0..tl.len().max(ol.len()) {
+            let (a, b) = (tl.get(i).copied(), ol.get(i).copied());
+            if a != b {
+                diff.push_str(&format!(
+                    "  -{}\n  +{}\n",
+                    a.unwrap_or("<none>"),
+                    b.unwrap_or("<none>")
+                ));
+            }
+        }
+        if diff.is_empty() {
+            diff = format!("  -{t:?}\n  +{o:?}\n");
+        }
+        problems.push(format!("`barman {}` differs (- Barman, + ours):\n{diff}--- Barman stderr\n{}--- our stderr\n{}", args.join(" "), theirs.stderr, ours.stderr));
+    }
+    problems
+}
+
+/// Our `check` says why `pg_basebackup` needs no client binary (we speak the protocol
+/// natively): the hints of `pg_basebackup` and `pg_basebackup compatible`, empty in Barman's
+/// output, are blanked. Nothing else is touched.
+fn normalise_check(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for (i, line) in text.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let trimmed = line.trim_start();
+        if trimmed.starts_with("pg_basebackup: OK (")
+            || trimmed.starts_with("pg_basebackup compatible: OK (")
+        {
+            out.push_str(line.split(" (").next().unwrap());
+            continue;
+        }
+        let mut line = line.to_string();
+        for key in [
+            "\"pg_basebackup\": {\"hint\": \"",
+            "\"pg_basebackup_compatible\": {\"hint\": \"",
+        ] {
+            if let Some(start) = line.find(key) {
+                let from = start + key.len();
+                let end = from + line[from..].find('"').unwrap();
+                line.replace_range(from..end, "");
+            }
+        }
+        out.push_str(&line);
+    }
+    out
+}
+
+/// The same catalogue (a backup by Barman, WAL archived by Barman) through both binaries.
+fn outputs_match_barman(pg: &PgInstall) {
+    let x = Interop::new(pg, "compression = gzip");
+    let c = &x.cluster;
+    c.psql("create table t (id int, pad text)");
+    c.psql("insert into t select g, 'before' from generate_series(1, 100) g");
+    x.theirs(&["backup", "pg"]).ok();
+    let id = x.backup_ids().remove(0);
+    std::thread::sleep(Duration::from_millis(1100));
+    x.ours(&["backup", "pg"]).ok();
+    let ours_id = x.backup_ids().remove(1);
+    // Our backup.info has Barman's keys, in Barman's (sorted) order.
+    let keys = |id: &str| -> Vec<String> {
+        let path = x.scratch.home().join(format!("pg/meta/{id}-backup.info"));
+        std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .lines()
+            .map(|l| l.split('=').next().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        keys(&ours_id),
+        keys(&id),
+        "backup.info keys: ours vs Barman's"
+    );
+    workload_after_backup(c);
+    x.archive_all(true);
+    x.theirs(&["check-backup", "pg", &id]).ok();
+
+    // xlog.db: what Barman's archive-wal wrote, Barman's rebuild-xlogdb and ours agree
+    // (name, size, mtime, compression of every WAL file).
+    let xlogdb = x.scratch.home().join("pg/wals/pg-xlog.db");
+    let read = || std::fs::read_to_string(&xlogdb).unwrap();
+    let archived = read();
+    assert!(archived.contains("\tgzip\tNone\n"), "{archived}");
+    x.theirs(&["rebuild-xlogdb", "pg"]).ok();
+    let rebuilt_by_barman = read();
+    x.ours(&["rebuild-xlogdb", "pg"]).ok();
+    assert_eq!(
+        read(),
+        rebuilt_by_barman,
+        "xlog.db: ours vs Barman's rebuild-xlogdb"
+    );
+    let lines = |t: &str| -> Vec<String> {
+        let mut v: Vec<String> = t.lines().map(String::from).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        lines(&archived),
+        lines(&rebuilt_by_barman),
+        "xlog.db after archive-wal"
+    );
+
+    let mut problems = Vec::new();
+    for json in [false, true] {
+        let fmt: &[&str] = if json { &["-f", "json"] } else { &[] };
+        for cmd in [
+            vec!["list-backups", "pg"],
+            vec!["show-backup", "pg", id.as_str()],
+            vec!["show-backup", "pg", ours_id.as_str()],
+            vec!["check", "pg"],
+        ] {
+            let mut args: Vec<&str> = fmt.to_vec();
+            args.extend(cmd);
+            problems.extend(compare(&x, &args, normalise_check));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn outputs_match_barman_pg13_pg15() {
+    on_13_and_15(outputs_match_barman);
+}
+
+/// The PID written in `.pg-receive-wal.lock` (empty when there is none).
+fn lock_pid(x: &Interop) -> String {
+    std::fs::read_to_string(x.scratch.home().join(".pg-receive-wal.lock"))
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+/// A `.partial` segment in `streaming/`: a receiver is streaming.
+fn streaming_partial(x: &Interop) -> bool {
+    std::fs::read_dir(x.scratch.home().join("pg/streaming")).is_ok_and(|d| {
+        d.filter_map(|e| e.ok())
+            .any(|e| e.file_name().to_string_lossy().ends_with(".partial"))
+    })
+}
+
+/// Python Barman's `receive-wal`, stopped with its own `receive-wal --stop` (or killed,
+/// with the `pg_receivewal` it started, when the test ends early).
+struct TheirReceiver {
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl TheirReceiver {
+    fn start(x: &Interop) -> TheirReceiver {
+        let log = x.path("their-receive-wal.log");
+        let child = python_barman(&x.scratch.config())
+            .args(["receive-wal", "pg"])
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(std::fs::File::create(x.path("their-receive-wal.err")).unwrap())
+            .spawn()
+            .expect("start Python Barman's receive-wal");
+        TheirReceiver {
+            child: Some(child),
+            log,
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().unwrap().is_none())
+    }
+
+    fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits for it to exit (after a `--stop`).
+    fn wait_exit(&mut self) {
+        let mut child = self.child.take().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while child.try_wait().unwrap().is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "Barman's receive-wal did not stop"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for TheirReceiver {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The PIDs of the `pg_receivewal` processes writing into `dir` (started by Barman's
+/// receive-wal), from /proc.
+fn pg_receivewal_pids(dir: &Path) -> Vec<i32> {
+    let needle = dir.display().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                let c = String::from_utf8_lossy(&c);
+                c.contains("pg_receivewal") && c.contains(&needle)
+            })
+        })
+        .collect()
+}
+
+/// One WAL receiver per server, whichever binary started it: both take the same `flock` on
+/// `<barman_lock_directory>/.pg-receive-wal.lock` and write their PID in it, and each one's
+/// `receive-wal --stop` stops the other's receiver.
+fn one_receiver_per_server(pg: &PgInstall) {
+    let x = Interop::new(
+        pg,
+        "streaming_archiver = on\nslot_name = barman\ncreate_slot = auto",
+    );
+    // 1. Ours runs: Barman's receive-wal refuses, its cron starts no second one.
+    let mut ours = ReceiveWal::start(&x.scratch, "pg");
+    wait_until("our receive-wal to stream", Duration::from_secs(60), || {
+        assert!(ours.running(), "our receive-wal exited:\n{}", ours.output());
+        streaming_partial(&x)
+    });
+    assert_eq!(lock_pid(&x), ours.pid().to_string(), "our PID in the lock");
+    let refused = x.theirs(&["receive-wal", "pg"]);
+    let text = format!("{}{}", refused.stdout, refused.stderr);
+    assert_ne!(refused.code, 0, "Barman's receive-wal must refuse:\n{text}");
+    assert!(
+        text.contains("Another receive-wal process is already running for server pg."),
+        "{text}"
+    );
+    let cron = x.theirs(&["cron"]);
+    cron.code(0);
+    assert!(
+        !cron.stdout.contains("Starting streaming archiver"),
+        "Barman's cron started a second receiver:\n{}",
+        cron.stdout
+    );
+    assert!(ours.running(), "{}", ours.output());
+    assert_eq!(lock_pid(&x), ours.pid().to_string());
+    // Barman's --stop reads our PID from the lock and stops our receiver. It waits for the
+    // PID to disappear, so the test reaps our receiver (its child) meanwhile.
+    let mut stop = python_barman(&x.scratch.config())
+        .args(["receive-wal", "--stop", "pg"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run Barman's receive-wal --stop");
+    wait_until(
+        "Barman's receive-wal --stop",
+        Duration::from_secs(60),
+        || {
+            ours.running();
+            stop.try_wait().unwrap().is_some()
+        },
+    );
+    let stop = stop.wait_with_output().unwrap();
+    assert!(
+        stop.status.success(),
+        "Barman's receive-wal --stop of ours:\n{}{}",
+        String::from_utf8_lossy(&stop.stdout),
+        String::from_utf8_lossy(&stop.stderr)
+    );
+    let code = ours.wait_exit(Duration::from_secs(30));
+    assert_eq!(
+        code,
+        0,
+        "our receive-wal after Barman's --stop:\n{}",
+        ours.output()
+    );
+
+    // 2. Barman's runs: ours refuses, our cron starts none, our --stop stops it.
+    let mut theirs = TheirReceiver::start(&x);
+    wait_until(
+        "Barman's receive-wal to take the lock",
+        Duration::from_secs(60),
+        || {
+            assert!(
+                theirs.running(),
+                "Barman's receive-wal exited:\n{}",
+                theirs.output()
+            );
+            lock_pid(&x) == theirs.pid().to_string()
+        },
+    );
+    let refused = x.ours(&["receive-wal", "pg"]);
+    assert_ne!(refused.code, 0, "our receive-wal must refuse:\n{refused:?}");
+    refused.stderr_has("Another receive-wal process is already running for server pg.");
+    let cron = x.ours(&["cron"]);
+    cron.code(0);
+    assert!(
+        !cron.stdout.contains("Starting streaming archiver"),
+        "our cron started a second receiver:\n{}",
+        cron.stdout
+    );
+    assert!(theirs.running(), "{}", theirs.output());
+    let stop = x.ours(&["receive-wal", "--stop", "pg"]);
+    let running = theirs.running();
+    assert_eq!(
+        stop.code,
+        0,
+        "our --stop of Barman's receive-wal: {stop:?}\nrunning: {running}\nlock: {:?}\n{}\n{}\n{:?}",
+        lock_pid(&x),
+        theirs.output(),
+        std::fs::read_to_string(x.path("their-receive-wal.err")).unwrap_or_default(),
+        pg_receivewal_pids(&x.scratch.home().join("pg/streaming"))
+    );
+    theirs.wait_exit();
+    let streaming = x.scratch.home().join("pg/streaming");
+    wait_until(
+        "Barman's pg_receivewal to exit",
+        Duration::from_secs(30),
+        || pg_receivewal_pids(&streaming).is_empty(),
+    );
+}
+
+#[test]
+fn one_receiver_per_server_pg15() {
+    run_live(15, one_receiver_per_server);
+}
