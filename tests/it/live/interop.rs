@@ -219,10 +219,28 @@ fn our_backup_recovered_by_barman(pg: &PgInstall) {
         assert!(shown.contains("DONE"), "{shown}");
     }
 
+    // Keep annotations: each binary sees the other's (meta/<id>-keep).
+    x.ours(&["keep", "pg", plain, "--target", "full"]).ok();
+    x.theirs(&["keep", "pg", tar, "--target", "standalone"])
+        .ok();
+    assert!(
+        x.scratch
+            .home()
+            .join(format!("pg/meta/{plain}-keep"))
+            .is_file()
+            && x.scratch
+                .home()
+                .join(format!("pg/meta/{tar}-keep"))
+                .is_file(),
+        "both keep annotations in meta/"
+    );
+
     // Barman's outputs on our catalogue equal ours (see `outputs_match_barman`).
     let mut problems = Vec::new();
     for fmt in [&[][..], &["-f", "json"][..]] {
         for cmd in [
+            vec!["keep", "-s", "pg", plain.as_str()],
+            vec!["keep", "-s", "pg", tar.as_str()],
             vec!["list-backups", "pg"],
             vec!["show-backup", "pg", plain.as_str()],
             vec!["show-backup", "pg", tar.as_str()],
@@ -234,6 +252,37 @@ fn our_backup_recovered_by_barman(pg: &PgInstall) {
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+    let status = x
+        .theirs(&["-f", "json", "keep", "-s", "pg", plain])
+        .ok()
+        .to_string();
+    assert!(
+        status.contains("\"message\": \"full\""),
+        "Barman reads our keep: {status}"
+    );
+    let status = x
+        .ours(&["-f", "json", "keep", "-s", "pg", tar])
+        .ok()
+        .to_string();
+    assert!(
+        status.contains("\"message\": \"standalone\""),
+        "we read Barman's keep: {status}"
+    );
+    // Each releases the other's keep.
+    x.theirs(&["keep", "-r", "pg", plain]).ok();
+    x.ours(&["keep", "-r", "pg", tar]).ok();
+    for id in [plain, tar] {
+        let status = x
+            .theirs(&["-f", "json", "keep", "-s", "pg", id])
+            .ok()
+            .to_string();
+        assert!(status.contains("\"nokeep\""), "{status}");
+        let status = x
+            .ours(&["-f", "json", "keep", "-s", "pg", id])
+            .ok()
+            .to_string();
+        assert!(status.contains("\"nokeep\""), "{status}");
+    }
 
     for (id, name, args, rows) in [
         (
