@@ -38,7 +38,9 @@ pub use os::{
     ServerUser,
 };
 #[allow(unused_imports)]
-pub use python_barman::{python_barman, python_barman_bin, PYTHON_BARMAN_HINT};
+pub use python_barman::{
+    python_barman, python_barman34, python_barman34_bin, python_barman_bin, PYTHON_BARMAN_HINT,
+};
 
 /// Runs a live test body on one major version: resolves the install (panicking with the install
 /// hint when it is missing) unless the major is left out of `BARMAN_TEST_PG_VERSIONS`.

@@ -9,6 +9,11 @@
 //!    for root, `$HOME/.cache/barman-rs/barman-venv` for others: the script's defaults).
 //!
 //! A missing Barman fails the test with [`PYTHON_BARMAN_HINT`]; it never passes silently.
+//!
+//! Barman 3.4 (the version Debian 12 packages, with the older catalogue layout:
+//! `base/<id>/backup.info`, `wals/xlog.db` of four columns) comes from PyPI too, into
+//! `barman34-venv` next to it (`BARMAN_TEST_PYTHON_BARMAN34` overrides): the same code as
+//! Debian's package without its system user and cron file.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -38,19 +43,54 @@ pub fn python_barman_bin() -> PathBuf {
         "Python Barman not found at {}: {PYTHON_BARMAN_HINT}",
         path.display()
     );
+    require_rsync();
+    path
+}
+
+/// Barman's `recover` copies with rsync: fail with the hint when it is missing.
+fn require_rsync() {
     assert!(
         std::path::Path::new("/usr/bin/rsync").is_file()
             || std::env::var_os("PATH")
                 .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("rsync").is_file())),
         "rsync not found (Barman's recover needs it): {PYTHON_BARMAN_HINT}"
     );
+}
+
+/// The `barman` program of Python Barman 3.4; panics with the install hint when missing.
+pub fn python_barman34_bin() -> PathBuf {
+    let path = std::env::var_os("BARMAN_TEST_PYTHON_BARMAN34")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            cache_dir()
+                .parent()
+                .expect("the PostgreSQL cache has a parent")
+                .join("barman34-venv/bin/barman")
+        });
+    assert!(
+        path.is_file(),
+        "Python Barman 3.4 not found at {}: run scripts/test (it installs it: python3 -m venv \
+         /var/cache/barman-rs/barman34-venv && /var/cache/barman-rs/barman34-venv/bin/pip \
+         install psycopg2-binary barman==3.4.0), or set BARMAN_TEST_PYTHON_BARMAN34",
+        path.display()
+    );
+    require_rsync();
     path
+}
+
+/// `barman -c CONFIG` of Python Barman 3.4, set up as [`python_barman`].
+pub fn python_barman34(config: &std::path::Path) -> Command {
+    command_for(&python_barman34_bin(), config)
 }
 
 /// `barman -c CONFIG` of Python Barman, with Debian's PostgreSQL 15 client tools
 /// (`pg_basebackup`, `pg_receivewal`) first in `PATH` and a clean `PG*` environment.
 pub fn python_barman(config: &std::path::Path) -> Command {
-    let mut command = super::os::pg_command(&python_barman_bin());
+    command_for(&python_barman_bin(), config)
+}
+
+fn command_for(program: &std::path::Path, config: &std::path::Path) -> Command {
+    let mut command = super::os::pg_command(program);
     let path = std::env::var("PATH").unwrap_or_default();
     command
         .env("PATH", format!("{DEBIAN_CLIENT_BIN_DIR}:{path}"))

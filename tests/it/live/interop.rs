@@ -21,7 +21,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::harness::{python_barman, run_live, ClusterOptions, PgCluster, PgInstall};
+use crate::harness::{
+    python_barman, python_barman34, run_live, ClusterOptions, PgCluster, PgInstall,
+};
 use crate::live::receive_wal::{wait_until, ReceiveWal};
 use crate::live::recover::rows_after_recovery;
 use crate::util::{Run, Scratch};
@@ -75,9 +77,16 @@ impl Interop {
         Run::of(command)
     }
 
-    /// Closes the current segment, waits until the server has archived it into `incoming/`,
-    /// then runs `archive-wal` of Barman (`with_theirs`) or ours.
-    fn archive_all(&self, with_theirs: bool) {
+    /// Python Barman 3.4 (Debian 12's version): `barman -c CONFIG ARGS...`.
+    fn theirs34(&self, args: &[&str]) -> Run {
+        let mut command = python_barman34(&self.scratch.config());
+        command.args(args).stdin(Stdio::null());
+        Run::of(command)
+    }
+
+    /// Closes the current segment and waits until the server has archived it into
+    /// `incoming/`.
+    fn deliver_wal(&self) {
         let c = &self.cluster;
         c.psql("select pg_logical_emit_message(false, 'barman-rs', 'archive')");
         let last = c.psql("select pg_walfile_name(pg_current_wal_lsn())");
@@ -91,6 +100,12 @@ impl Interop {
                     >= last.as_str()
             },
         );
+    }
+
+    /// Closes the current segment, waits until the server has archived it into `incoming/`,
+    /// then runs `archive-wal` of Barman (`with_theirs`) or ours.
+    fn archive_all(&self, with_theirs: bool) {
+        self.deliver_wal();
         if with_theirs {
             self.theirs(&["archive-wal", "pg"]).ok();
         } else {
@@ -673,4 +688,92 @@ fn one_receiver_per_server(pg: &PgInstall) {
 #[test]
 fn one_receiver_per_server_pg15() {
     run_live(15, one_receiver_per_server);
+}
+
+/// Barman 3.4's catalogue (`base/<id>/backup.info`, `wals/xlog.db` of four columns), read and
+/// restored by us; then our archive-wal on it, and Barman 3.4 still reads the catalogue and
+/// recovers its backup with the WAL we archived.
+fn barman34_catalogue_both_ways(pg: &PgInstall) {
+    let x = Interop::new(pg, "compression = gzip");
+    let c = &x.cluster;
+    c.psql("create table t (id int, pad text)");
+    c.psql("insert into t select g, 'before' from generate_series(1, 100) g");
+    // Barman 3.4's check (run by its backup) wants a WAL archived already.
+    x.deliver_wal();
+    x.theirs34(&["archive-wal", "pg"]).ok();
+    let check = x.theirs34(&["check", "pg"]);
+    assert_eq!(check.code, 0, "Barman 3.4's check: {check:?}");
+    x.theirs34(&["backup", "pg"]).ok();
+    let ids = x.backup_ids();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    let id = &ids[0];
+    let home = x.scratch.home();
+    assert!(home.join(format!("pg/base/{id}/backup.info")).is_file());
+    assert!(!home.join(format!("pg/meta/{id}-backup.info")).exists());
+    workload_after_backup(c);
+    x.deliver_wal();
+    x.theirs34(&["archive-wal", "pg"]).ok();
+    x.theirs34(&["check-backup", "pg", id]).ok();
+    let old_db = home.join("pg/wals/xlog.db");
+    let db = std::fs::read_to_string(&old_db).unwrap();
+    assert!(db.lines().all(|l| l.split('\t').count() == 4), "{db}");
+
+    let listed = x.ours(&["list-backups", "pg"]).ok().to_string();
+    assert!(listed.starts_with(&format!("pg {id} - ")), "{listed}");
+    let shown = x.ours(&["show-backup", "pg", id]).ok().to_string();
+    assert!(shown.contains("Status                 : DONE"), "{shown}");
+    x.ours(&["check-backup", "pg", id]).ok();
+    let dest = x.path("ours_by_name");
+    x.ours(&[
+        "restore",
+        "pg",
+        id,
+        dest.to_str().unwrap(),
+        "--target-name",
+        "rp1",
+        "--target-action",
+        "promote",
+    ])
+    .ok();
+    assert_eq!(
+        rows_after_recovery(pg, &dest),
+        Some(1100),
+        "our restore of Barman 3.4's backup"
+    );
+
+    // Our archive-wal appends to the same wals/xlog.db, in the four columns 3.4 parses.
+    c.psql("insert into t select g, 'batch4' from generate_series(1, 300) g");
+    std::thread::sleep(Duration::from_millis(50));
+    let time = c.psql("select clock_timestamp()");
+    std::thread::sleep(Duration::from_millis(50));
+    // A commit after the target, for recovery to stop at.
+    c.psql("insert into t select g, 'batch5' from generate_series(1, 50) g");
+    x.archive_all(false);
+    let db = std::fs::read_to_string(&old_db).unwrap();
+    assert!(db.lines().all(|l| l.split('\t').count() == 4), "{db}");
+    assert!(!home.join("pg/wals/pg-xlog.db").exists());
+    x.theirs34(&["list-backups", "pg"]).ok();
+    x.theirs34(&["show-backup", "pg", id]).ok();
+    let dest = x.path("theirs34_by_time");
+    let out = x.theirs34(&[
+        "recover",
+        "pg",
+        id,
+        dest.to_str().unwrap(),
+        "--target-time",
+        &time,
+        "--target-action",
+        "promote",
+    ]);
+    out.code(0);
+    assert_eq!(
+        rows_after_recovery(pg, &dest),
+        Some(2150),
+        "Barman 3.4's recover with WAL we archived"
+    );
+}
+
+#[test]
+fn barman34_catalogue_both_ways_pg13_pg15() {
+    on_13_and_15(barman34_catalogue_both_ways);
 }
