@@ -6,15 +6,20 @@
 //!   `check-backup` read it and our `restore` to a restore point and to a time gives clusters
 //!   that start with exactly the rows written before the target.
 //! - The reverse: our plain and gzip-tar backups and our archived WAL are listed and shown by
-//!   Barman and recovered by Barman's own `recover` to a restore point and to a time.
+//!   Barman and recovered by Barman's own `recover` to a restore point and to a time; keep
+//!   annotations set by either are seen and released by the other.
 //! - Locks: while our `receive-wal` runs Barman's `receive-wal` refuses and its `cron` starts
-//!   no second receiver; while Barman's runs, ours refuses and our `cron` starts none.
+//!   no second receiver; while Barman's runs, ours refuses and our `cron` starts none; each
+//!   `--stop` stops the other's receiver, and the receivers taking turns leave an archive
+//!   without a gap.
+//! - Barman 3.4 (Debian 12's version, the older catalogue layout), both ways.
 //! - Outputs: `list-backups`, `show-backup` and `check`, console and `-f json`, compared
 //!   line for line with Barman's on the same catalogue (differences that are deliberate are
 //!   normalised here and listed in docs/migrating-from-barman.md).
 //!
-//! Barman's `backup` runs Debian's `pg_basebackup` 15, which refuses servers newer than
-//! itself, so the tests run on PostgreSQL 13 and 15.
+//! Barman runs Debian's `pg_basebackup` and `pg_receivewal` 15 and refuses servers newer
+//! than them (its `pg_basebackup compatible` check), so the tests run on PostgreSQL 13 and
+//! 15.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -24,7 +29,10 @@ use std::time::{Duration, Instant};
 use crate::harness::{
     python_barman, python_barman34, run_live, ClusterOptions, PgCluster, PgInstall,
 };
-use crate::live::receive_wal::{wait_until, ReceiveWal};
+use crate::live::receive_wal::{
+    archived_segments, assert_archive_matches_server, assert_contiguous, switch, wait_until,
+    ReceiveWal,
+};
 use crate::live::recover::rows_after_recovery;
 use crate::util::{Run, Scratch};
 
@@ -585,12 +593,36 @@ fn one_receiver_per_server(pg: &PgInstall) {
         pg,
         "streaming_archiver = on\nslot_name = barman\ncreate_slot = auto",
     );
+    // Only the receivers deliver WAL here: the archive's continuity is theirs.
+    x.cluster.psql("alter system set archive_command = 'true'");
+    x.cluster.psql("select pg_reload_conf()");
+    // A record, a switch, and the segment complete in streaming/ (or already archived by
+    // the archive-wal that Barman's cron starts).
+    let streamed = |what: &str| {
+        x.cluster
+            .psql("select pg_logical_emit_message(false, 'barman-rs', 'interop')");
+        let (segment, lsn) = switch(&x.cluster);
+        let path = x.scratch.home().join("pg/streaming").join(&segment);
+        let archived = x
+            .scratch
+            .home()
+            .join("pg/wals")
+            .join(&segment[..16])
+            .join(&segment);
+        wait_until(
+            &format!("{segment} complete in streaming/ ({what})"),
+            Duration::from_secs(60),
+            || path.exists() || archived.exists(),
+        );
+        lsn
+    };
     // 1. Ours runs: Barman's receive-wal refuses, its cron starts no second one.
     let mut ours = ReceiveWal::start(&x.scratch, "pg");
     wait_until("our receive-wal to stream", Duration::from_secs(60), || {
         assert!(ours.running(), "our receive-wal exited:\n{}", ours.output());
         streaming_partial(&x)
     });
+    streamed("our receiver");
     assert_eq!(lock_pid(&x), ours.pid().to_string(), "our PID in the lock");
     let refused = x.theirs(&["receive-wal", "pg"]);
     let text = format!("{}{}", refused.stdout, refused.stderr);
@@ -665,6 +697,8 @@ fn one_receiver_per_server(pg: &PgInstall) {
         cron.stdout
     );
     assert!(theirs.running(), "{}", theirs.output());
+    // Barman's pg_receivewal went on from our .partial.
+    streamed("Barman's receiver");
     let stop = x.ours(&["receive-wal", "--stop", "pg"]);
     let running = theirs.running();
     assert_eq!(
@@ -683,11 +717,23 @@ fn one_receiver_per_server(pg: &PgInstall) {
         Duration::from_secs(30),
         || pg_receivewal_pids(&streaming).is_empty(),
     );
+
+    // 3. Ours again, from Barman's .partial; then the archive has no gap and equals the
+    // server's WAL.
+    let mut ours = ReceiveWal::start(&x.scratch, "pg");
+    let end_lsn = streamed("our receiver again");
+    ours.stop();
+    x.ours(&["archive-wal", "pg"]).ok();
+    let segments = archived_segments(&x.scratch);
+    // One segment (at least) from each receiver in turn.
+    assert!(segments.len() >= 3, "{segments:?}");
+    assert_contiguous(&segments);
+    assert_archive_matches_server(&x.scratch, &x.cluster, &segments, &end_lsn);
 }
 
 #[test]
-fn one_receiver_per_server_pg15() {
-    run_live(15, one_receiver_per_server);
+fn one_receiver_per_server_pg13_pg15() {
+    on_13_and_15(one_receiver_per_server);
 }
 
 /// Barman 3.4's catalogue (`base/<id>/backup.info`, `wals/xlog.db` of four columns), read and
