@@ -825,14 +825,23 @@ fn list_files_lists_data_and_wal_by_target() {
         ])
         .ok()
         .to_string();
+    // As Barman's os.walk: a directory's files (sorted) before its subdirectories, which
+    // come in the order the directory lists them.
+    let mut lines: Vec<String> = out.lines().map(String::from).collect();
     assert_eq!(
-        out,
-        format!(
-            "{}\n{}\n{}\n",
-            base.join("data/PG_VERSION").display(),
-            base.join("data/base/1/1234").display(),
-            base.join("data/pg_notify").display()
-        )
+        lines[0],
+        base.join("data/PG_VERSION").display().to_string(),
+        "{out}"
+    );
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            base.join("data/PG_VERSION").display().to_string(),
+            base.join("data/base/1/1234").display().to_string(),
+            base.join("data/pg_notify").display().to_string()
+        ],
+        "{out}"
     );
     let out = scratch
         .barman(&["list-files", "--target", "wal", "pg", "second"])
