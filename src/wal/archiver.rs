@@ -190,6 +190,17 @@ pub fn archive(
     if verbose {
         out.info_unlogged(&header);
     }
+    if let Some(encryption) = server
+        .text("encryption")
+        .filter(|e| !e.eq_ignore_ascii_case("none"))
+    {
+        anyhow::bail!(
+            "encryption = {encryption} is not supported by this barman: WAL files would be \
+             stored unencrypted; remove encryption from the configuration of server '{}', or \
+             keep Python Barman for this server",
+            server.name
+        );
+    }
     let compression = match server.text("compression") {
         Some(name) => Some(Compression::from_name(name).map_err(|e| anyhow::anyhow!("{e}"))?),
         None => None,

@@ -864,3 +864,33 @@ fn list_files_lists_data_and_wal_by_target() {
         .to_string();
     assert_eq!(full.lines().count(), 7);
 }
+
+#[test]
+fn gpg_encryption_is_refused_not_ignored() {
+    let scratch = Scratch::new(&SERVERS.replace(
+        "slot_name = barman\n",
+        "slot_name = barman\nencryption = gpg\nencryption_key_id = ABCDEF\n",
+    ));
+    catalogue(&scratch);
+    // Taking a backup or archiving WAL would store them unencrypted.
+    let backup = scratch.barman(&["backup", "pg"]);
+    assert_ne!(backup.code, 0, "{backup:?}");
+    backup.stderr_has("encryption = gpg is not supported by this barman");
+    scratch.write("home/pg/streaming/000000010000000000000010", "not read");
+    let archive = scratch.barman(&["archive-wal", "pg"]);
+    assert_ne!(archive.code, 0, "{archive:?}");
+    archive.stderr_has("encryption = gpg is not supported by this barman");
+    assert!(scratch
+        .home()
+        .join("pg/streaming/000000010000000000000010")
+        .is_file());
+    // A backup Barman encrypted is not restored as ciphertext.
+    let info = scratch.home().join("pg/meta/20261120T000000-backup.info");
+    let text = std::fs::read_to_string(&info).unwrap();
+    std::fs::write(&info, format!("{text}encryption=gpg\n")).unwrap();
+    let dest = scratch.path().join("dest");
+    let restore = scratch.barman(&["restore", "pg", "20261120T000000", dest.to_str().unwrap()]);
+    assert_ne!(restore.code, 0, "{restore:?}");
+    restore.stderr_has("it is encrypted (gpg), which this barman does not support");
+    assert!(!dest.exists());
+}
