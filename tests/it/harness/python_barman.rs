@@ -12,7 +12,7 @@
 //!
 //! Barman 3.4 (the version Debian 12 packages, with the older catalogue layout:
 //! `base/<id>/backup.info`, `wals/xlog.db` of four columns) comes from PyPI too, into
-//! `barman34-venv` next to it (`BARMAN_TEST_PYTHON_BARMAN34` overrides): the same code as
+//! `barman34-venv` next to that venv (`BARMAN_TEST_PYTHON_BARMAN34` overrides): the same code as
 //! Debian's package without its system user and cron file.
 
 use std::path::PathBuf;
@@ -59,14 +59,20 @@ fn require_rsync() {
 
 /// The `barman` program of Python Barman 3.4; panics with the install hint when missing.
 pub fn python_barman34_bin() -> PathBuf {
-    let path = std::env::var_os("BARMAN_TEST_PYTHON_BARMAN34")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            cache_dir()
-                .parent()
-                .expect("the PostgreSQL cache has a parent")
-                .join("barman34-venv/bin/barman")
-        });
+    let path = if let Some(path) = std::env::var_os("BARMAN_TEST_PYTHON_BARMAN34") {
+        PathBuf::from(path)
+    } else if let Some(venv) = std::env::var_os("BARMAN_PY_VENV").filter(|v| !v.is_empty()) {
+        // scripts/test puts barman34-venv next to $BARMAN_PY_VENV.
+        PathBuf::from(venv)
+            .parent()
+            .unwrap_or(std::path::Path::new("/"))
+            .join("barman34-venv/bin/barman")
+    } else {
+        cache_dir()
+            .parent()
+            .expect("the PostgreSQL cache has a parent")
+            .join("barman34-venv/bin/barman")
+    };
     assert!(
         path.is_file(),
         "Python Barman 3.4 not found at {}: run scripts/test (it installs it: python3 -m venv \
