@@ -385,9 +385,10 @@ fn compare(x: &Interop, args: &[&str], normalise: impl Fn(&str) -> String) -> Ve
     problems
 }
 
-/// Our `check` says why `pg_basebackup` needs no client binary (we speak the protocol
-/// natively): the hints of `pg_basebackup` and `pg_basebackup compatible`, empty in Barman's
-/// output, are blanked. Nothing else is touched.
+/// Our `check` says why `pg_basebackup` and `pg_receivexlog` need no client binary (we speak
+/// the protocol natively): the hints of `pg_basebackup`, `pg_basebackup compatible`,
+/// `pg_receivexlog` and `pg_receivexlog compatible`, empty in Barman's output, are blanked.
+/// Nothing else is touched.
 fn normalise_check(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for (i, line) in text.split('\n').enumerate() {
@@ -397,6 +398,8 @@ fn normalise_check(text: &str) -> String {
         let trimmed = line.trim_start();
         if trimmed.starts_with("pg_basebackup: OK (")
             || trimmed.starts_with("pg_basebackup compatible: OK (")
+            || trimmed.starts_with("pg_receivexlog: OK (")
+            || trimmed.starts_with("pg_receivexlog compatible: OK (")
         {
             out.push_str(line.split(" (").next().unwrap());
             continue;
@@ -405,6 +408,8 @@ fn normalise_check(text: &str) -> String {
         for key in [
             "\"pg_basebackup\": {\"hint\": \"",
             "\"pg_basebackup_compatible\": {\"hint\": \"",
+            "\"pg_receivexlog\": {\"hint\": \"",
+            "\"pg_receivexlog_compatible\": {\"hint\": \"",
         ] {
             if let Some(start) = line.find(key) {
                 let from = start + key.len();
@@ -630,6 +635,20 @@ fn pg_receivewal_pids(dir: &Path) -> Vec<i32> {
         .collect()
 }
 
+/// `check` and `replication-status`, console and JSON, equal Barman's (see `normalise`).
+#[track_caller]
+fn same_check_and_replication_status(x: &Interop) {
+    let mut problems = Vec::new();
+    for fmt in [&[][..], &["-f", "json"][..]] {
+        for cmd in [["check", "pg"], ["replication-status", "pg"]] {
+            let mut args: Vec<&str> = fmt.to_vec();
+            args.extend(cmd);
+            problems.extend(compare(x, &args, normalise));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
 /// One WAL receiver per server, whichever binary started it: both take the same `flock` on
 /// `<barman_lock_directory>/.pg-receive-wal.lock` and write their PID in it, and each one's
 /// `receive-wal --stop` stops the other's receiver.
@@ -685,6 +704,8 @@ fn one_receiver_per_server(pg: &PgInstall) {
     );
     assert!(ours.running(), "{}", ours.output());
     assert_eq!(lock_pid(&x), ours.pid().to_string());
+    // With a receiver running, `check` (streaming lines included) is the same in both.
+    same_check_and_replication_status(&x);
     // Barman's --stop reads our PID from the lock and stops our receiver. It waits for the
     // PID to disappear, so the test reaps our receiver (its child) meanwhile.
     let mut stop = python_barman(&x.scratch.config())
@@ -742,6 +763,7 @@ fn one_receiver_per_server(pg: &PgInstall) {
         cron.stdout
     );
     assert!(theirs.running(), "{}", theirs.output());
+    same_check_and_replication_status(&x);
     // Barman's pg_receivewal went on from our .partial.
     streamed("Barman's receiver");
     let stop = x.ours(&["receive-wal", "--stop", "pg"]);
