@@ -424,8 +424,8 @@ fn normalise_check(text: &str) -> String {
 
 /// `normalise_check`, and the values that depend on the moment they are computed (WAL rates
 /// over the time since the archiver's statistics were reset), and `show-servers`'
-/// `pg_basebackup_path`/`pg_basebackup_version`, which name our binary (we need no
-/// `pg_basebackup`).
+/// `pg_basebackup_*`/`pg_receivexlog_*` path and version, which name our binary (we need
+/// no `pg_basebackup` nor `pg_receivewal`).
 fn normalise(text: &str) -> String {
     let text = normalise_check(text);
     let mut out = String::with_capacity(text.len());
@@ -439,6 +439,10 @@ fn normalise(text: &str) -> String {
             "current_archived_wals_per_second: ",
             "pg_basebackup_path: ",
             "pg_basebackup_version: ",
+            "pg_receivexlog_path: ",
+            "pg_receivexlog_version: ",
+            "\"pg_receivexlog_path\": \"",
+            "\"pg_receivexlog_version\": \"",
             "\"current_archived_wals_per_second\": \"",
             "\"pg_basebackup_path\": \"",
             "\"pg_basebackup_version\": \"",
@@ -635,12 +639,18 @@ fn pg_receivewal_pids(dir: &Path) -> Vec<i32> {
         .collect()
 }
 
-/// `check` and `replication-status`, console and JSON, equal Barman's (see `normalise`).
+/// `check`, `replication-status`, `status` and `show-servers`, console and JSON, equal
+/// Barman's (see `normalise`).
 #[track_caller]
 fn same_check_and_replication_status(x: &Interop) {
     let mut problems = Vec::new();
     for fmt in [&[][..], &["-f", "json"][..]] {
-        for cmd in [["check", "pg"], ["replication-status", "pg"]] {
+        for cmd in [
+            ["check", "pg"],
+            ["replication-status", "pg"],
+            ["status", "pg"],
+            ["show-servers", "pg"],
+        ] {
             let mut args: Vec<&str> = fmt.to_vec();
             args.extend(cmd);
             problems.extend(compare(x, &args, normalise));
