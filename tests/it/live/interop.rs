@@ -489,6 +489,26 @@ fn outputs_match_barman(pg: &PgInstall) {
         keys(&id),
         "backup.info keys: ours vs Barman's"
     );
+    // copy_stats in microseconds, as Barman's timedelta.total_seconds().
+    let ours_info = std::fs::read_to_string(
+        x.scratch
+            .home()
+            .join(format!("pg/meta/{ours_id}-backup.info")),
+    )
+    .unwrap();
+    let stats = ours_info
+        .lines()
+        .find_map(|l| l.strip_prefix("copy_stats="))
+        .unwrap();
+    let copy_time = stats
+        .split("'copy_time': ")
+        .nth(1)
+        .and_then(|r| r.split([',', '}']).next())
+        .unwrap();
+    assert!(
+        copy_time.split('.').nth(1).map_or(true, |f| f.len() <= 6),
+        "{stats}"
+    );
     workload_after_backup(c);
     x.archive_all(true);
     x.theirs(&["check-backup", "pg", &id]).ok();
