@@ -26,9 +26,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::harness::{
-    python_barman, python_barman34, run_live, ClusterOptions, PgCluster, PgInstall,
-};
+use crate::harness::{python_barman, python_barman34, ClusterOptions, PgCluster, PgInstall};
 use crate::live::receive_wal::{
     archived_segments, assert_archive_matches_server, assert_contiguous, switch, wait_until,
     ReceiveWal,
@@ -149,9 +147,22 @@ fn workload_after_backup(c: &PgCluster) -> String {
     time
 }
 
-fn on_13_and_15(body: fn(&PgInstall)) {
-    run_live(13, body);
-    run_live(15, body);
+/// `interop_test!(name)` runs `fn name(&PgInstall)` as tests `name::pg13` and `name::pg15`
+/// (like `harness::live_test!`, on the majors Barman's client tools can serve).
+macro_rules! interop_test {
+    ($name:ident) => {
+        mod $name {
+            #[test]
+            fn pg13() {
+                $crate::harness::run_live(13, super::$name);
+            }
+
+            #[test]
+            fn pg15() {
+                $crate::harness::run_live(15, super::$name);
+            }
+        }
+    };
 }
 
 /// Barman's backup and WAL, read and restored by us.
@@ -197,10 +208,7 @@ fn barman_backup_restored_by_us(pg: &PgInstall) {
     }
 }
 
-#[test]
-fn barman_backup_restored_by_us_pg13_pg15() {
-    on_13_and_15(barman_backup_restored_by_us);
-}
+interop_test!(barman_backup_restored_by_us);
 
 /// Our backups (plain, then gzip tar) and our WAL, listed, shown and recovered by Barman.
 fn our_backup_recovered_by_barman(pg: &PgInstall) {
@@ -344,10 +352,7 @@ fn our_backup_recovered_by_barman(pg: &PgInstall) {
     }
 }
 
-#[test]
-fn our_backup_recovered_by_barman_pg13_pg15() {
-    on_13_and_15(our_backup_recovered_by_barman);
-}
+interop_test!(our_backup_recovered_by_barman);
 
 /// Both outputs of one command, normalised by `normalise`, must be equal line for line.
 fn compare(x: &Interop, args: &[&str], normalise: impl Fn(&str) -> String) -> Vec<String> {
@@ -588,10 +593,7 @@ fn outputs_match_barman(pg: &PgInstall) {
     assert_eq!(theirs.stdout, ours.stdout);
 }
 
-#[test]
-fn outputs_match_barman_pg13_pg15() {
-    on_13_and_15(outputs_match_barman);
-}
+interop_test!(outputs_match_barman);
 
 /// The PID written in `.pg-receive-wal.lock` (empty when there is none).
 fn lock_pid(x: &Interop) -> String {
@@ -854,10 +856,7 @@ fn one_receiver_per_server(pg: &PgInstall) {
     assert_archive_matches_server(&x.scratch, &x.cluster, &segments, &end_lsn);
 }
 
-#[test]
-fn one_receiver_per_server_pg13_pg15() {
-    on_13_and_15(one_receiver_per_server);
-}
+interop_test!(one_receiver_per_server);
 
 /// Barman 3.4's catalogue (`base/<id>/backup.info`, `wals/xlog.db` of four columns), read and
 /// restored by us; then our archive-wal on it, and Barman 3.4 still reads the catalogue and
@@ -942,7 +941,4 @@ fn barman34_catalogue_both_ways(pg: &PgInstall) {
     );
 }
 
-#[test]
-fn barman34_catalogue_both_ways_pg13_pg15() {
-    on_13_and_15(barman34_catalogue_both_ways);
-}
+interop_test!(barman34_catalogue_both_ways);
