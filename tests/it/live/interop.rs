@@ -26,7 +26,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::harness::{python_barman, python_barman34, ClusterOptions, PgCluster, PgInstall};
+use crate::harness::{
+    give_tree_to_server_user, python_barman, python_barman34, ClusterOptions, PgCluster, PgInstall,
+};
 use crate::live::receive_wal::{
     archived_segments, assert_archive_matches_server, assert_contiguous, switch, wait_until,
     ReceiveWal,
@@ -132,6 +134,36 @@ impl Interop {
     fn path(&self, name: &str) -> PathBuf {
         self.scratch.path().join(name)
     }
+
+    /// Tablespace `tbs` (in the scratch directory) holding table `t` with 100 rows.
+    fn table_in_tablespace(&self) {
+        let dir = self.path("tbs");
+        std::fs::create_dir_all(&dir).unwrap();
+        give_tree_to_server_user(&dir);
+        let c = &self.cluster;
+        c.psql(&format!(
+            "create tablespace tbs location '{}'",
+            dir.display()
+        ));
+        c.psql("create table t (id int, pad text) tablespace tbs");
+        c.psql("insert into t select g, 'before' from generate_series(1, 100) g");
+    }
+
+    /// Asserts that the restored `dest` links its one tablespace to `<scratch>/<name>_tbs`.
+    #[track_caller]
+    fn assert_tablespace_moved(&self, dest: &Path, name: &str) {
+        let links: Vec<PathBuf> = std::fs::read_dir(dest.join("pg_tblspc"))
+            .unwrap()
+            .map(|e| std::fs::read_link(e.unwrap().path()).unwrap())
+            .collect();
+        assert_eq!(links, [self.path(&format!("{name}_tbs"))]);
+    }
+
+    /// `--tablespace tbs:<scratch>/<name>_tbs`: a restore must not write into the running
+    /// cluster's own tablespace directory.
+    fn tablespace_arg(&self, name: &str) -> String {
+        format!("tbs:{}", self.path(&format!("{name}_tbs")).display())
+    }
 }
 
 /// The workload after a backup: 1000 rows, restore point `rp1` (1100 rows in all with the
@@ -170,8 +202,7 @@ fn barman_backup_restored_by_us(pg: &PgInstall) {
     // Barman's archive-wal compresses the WAL (gzip); our restore decompresses it.
     let x = Interop::new(pg, "compression = gzip");
     let c = &x.cluster;
-    c.psql("create table t (id int, pad text)");
-    c.psql("insert into t select g, 'before' from generate_series(1, 100) g");
+    x.table_in_tablespace();
     let out = x.theirs(&["backup", "pg"]);
     let text = format!("{}{}", out.stdout, out.stderr);
     out.code(0);
@@ -196,10 +227,12 @@ fn barman_backup_restored_by_us(pg: &PgInstall) {
         ("by_time", vec!["--target-time", time.as_str()], 1600),
     ] {
         let dest = x.path(name);
+        let tbs = x.tablespace_arg(name);
         let mut all = vec!["restore", "pg", id.as_str(), dest.to_str().unwrap()];
         all.extend(args);
-        all.extend(["--target-action", "promote"]);
+        all.extend(["--target-action", "promote", "--tablespace", &tbs]);
         x.ours(&all).ok();
+        x.assert_tablespace_moved(&dest, name);
         assert_eq!(
             rows_after_recovery(pg, &dest),
             Some(rows),
@@ -215,8 +248,7 @@ fn our_backup_recovered_by_barman(pg: &PgInstall) {
     // Our archive-wal compresses the WAL (bzip2); Barman's recover decompresses it.
     let x = Interop::new(pg, "compression = bzip2");
     let c = &x.cluster;
-    c.psql("create table t (id int, pad text)");
-    c.psql("insert into t select g, 'before' from generate_series(1, 100) g");
+    x.table_in_tablespace();
     x.ours(&["backup", "pg"]).ok();
     let text = std::fs::read_to_string(x.scratch.config()).unwrap();
     x.scratch
@@ -332,11 +364,13 @@ fn our_backup_recovered_by_barman(pg: &PgInstall) {
         (tar, "tar_by_name", vec!["--target-name", "rp1"], 1100),
     ] {
         let dest = x.path(name);
+        let tbs = x.tablespace_arg(name);
         let mut all = vec!["recover", "pg", id.as_str(), dest.to_str().unwrap()];
         all.extend(args);
-        all.extend(["--target-action", "promote"]);
+        all.extend(["--target-action", "promote", "--tablespace", &tbs]);
         let out = x.theirs(&all);
         out.code(0);
+        x.assert_tablespace_moved(&dest, name);
         assert!(
             out.stdout
                 .contains("Your PostgreSQL server has been successfully prepared for recovery!"),
