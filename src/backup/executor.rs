@@ -326,7 +326,8 @@ impl Run<'_> {
                 Err(e) => return Err(e),
             }
         };
-        let copy_time = copy_start.elapsed().as_secs_f64();
+        // Microseconds, as Barman's timedelta.total_seconds() gives (4.154781).
+        let copy_time = copy_start.elapsed().as_micros() as f64 / 1e6;
         self.info.copy_stats = Some(PyValue::Dict(vec![
             (PyValue::Str("copy_time".into()), PyValue::Float(copy_time)),
             (PyValue::Str("total_time".into()), PyValue::Float(copy_time)),

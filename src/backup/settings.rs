@@ -64,6 +64,17 @@ impl BackupSettings {
                 ))
             }
         }
+        if let Some(encryption) = server
+            .text("encryption")
+            .filter(|e| !e.eq_ignore_ascii_case("none"))
+        {
+            return Err(format!(
+                "encryption = {encryption} is not supported by this barman: the backup would be \
+                 stored unencrypted; remove encryption from the configuration of server '{}', or \
+                 keep Python Barman for this server",
+                server.name
+            ));
+        }
         let bwlimit = match overrides.bwlimit {
             Some(v) => Some(v),
             None => server.int("bandwidth_limit").map(|v| v.max(0) as u64),

@@ -69,7 +69,7 @@ pub fn remove_wals(
         return Ok(Vec::new());
     }
     // 1. The catalogue no longer lists them.
-    let text: String = keep.iter().map(XlogEntry::to_line).collect();
+    let text: String = keep.iter().map(|e| e.line_for(&db)).collect();
     fsutil::write_durably(&db, text.as_bytes())?;
     // 2. The files go, a whole hash directory at once when all of it goes.
     let mut by_dir: BTreeMap<PathBuf, Vec<&XlogEntry>> = BTreeMap::new();

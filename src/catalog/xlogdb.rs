@@ -63,6 +63,24 @@ impl XlogEntry {
         )
     }
 
+    /// The line for the file `db`: Barman 3.13+'s five columns, or for the older
+    /// `wals/xlog.db` the four that Barman < 3.13 writes and can parse (its
+    /// `from_xlogdb_line` rejects a fifth column, so a catalogue still shared with such a
+    /// Barman must not get one).
+    pub fn line_for(&self, db: &Path) -> String {
+        if is_old_generation(db) && self.encryption.is_none() {
+            format!(
+                "{}\t{}\t{}\t{}\n",
+                self.name,
+                self.size,
+                python_float(self.time),
+                self.compression.as_deref().unwrap_or("None")
+            )
+        } else {
+            self.to_line()
+        }
+    }
+
     /// Whether this is a timeline history file.
     pub fn is_history(&self) -> bool {
         self.name.ends_with(".history")
@@ -91,6 +109,11 @@ pub fn path(server: &ServerConfig) -> PathBuf {
         }
     }
     current
+}
+
+/// Whether `db` is the `xlog.db` of Barman < 3.13 (not `<server>-xlog.db`).
+fn is_old_generation(db: &Path) -> bool {
+    db.file_name().is_some_and(|n| n == "xlog.db")
 }
 
 /// Read every entry of a server's `xlog.db` (none when it does not exist yet).
@@ -131,7 +154,7 @@ pub fn append(path: &Path, entries: &[XlogEntry]) -> Result<()> {
         .open(path)
         .with_context(|| format!("open {}", path.display()))?;
     for entry in entries {
-        file.write_all(entry.to_line().as_bytes())
+        file.write_all(entry.line_for(path).as_bytes())
             .with_context(|| format!("append to {}", path.display()))?;
     }
     file.sync_all()
@@ -374,6 +397,17 @@ mod tests {
         let oldest = XlogEntry::parse("000000010000000000000002 16777216 1700000000.5").unwrap();
         assert!(oldest.is_segment());
         assert_eq!(oldest.compression, None);
+    }
+
+    #[test]
+    fn the_old_xlog_db_keeps_four_columns() {
+        let e = XlogEntry::parse("000000010000000000000002\t16522\t1795330667.683121\tgzip\tNone")
+            .unwrap();
+        assert_eq!(
+            e.line_for(Path::new("/b/pg/wals/xlog.db")),
+            "000000010000000000000002\t16522\t1795330667.683121\tgzip\n"
+        );
+        assert_eq!(e.line_for(Path::new("/b/pg/wals/pg-xlog.db")), e.to_line());
     }
 
     fn entry(name: &str, size: u64) -> XlogEntry {

@@ -227,6 +227,16 @@ pub enum Command {
         backup_id: String,
     },
 
+    /// Check that the server's WAL archive can be used by a new server: empty, or with
+    /// --timeline holding nothing of that timeline or later.
+    CheckWalArchive {
+        /// The server name.
+        server_name: String,
+        /// The earliest timeline whose WAL files make the check fail.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        timeline: Option<u32>,
+    },
+
     /// Stream WAL from the server into the streaming directory until stopped, or
     /// manage its replication slot and position.
     ReceiveWal {

@@ -90,28 +90,31 @@ fn next_backup<'b>(
         })
 }
 
-/// Files under `dir`, top-down, directories and files in name order.
+/// Files under `dir`, top-down as Python's `os.walk`, which Barman uses: the files of a
+/// directory in name order, then its subdirectories in the order the directory lists them
+/// (readdir order, unsorted, as `os.walk` leaves them), so the output equals Barman's.
 fn walk(dir: &Path, empty_dirs: bool, lines: &mut Vec<String>) -> Result<()> {
-    let mut entries: Vec<_> = match std::fs::read_dir(dir) {
+    let entries: Vec<_> = match std::fs::read_dir(dir) {
         Ok(it) => it
             .collect::<std::io::Result<Vec<_>>>()
             .with_context(|| format!("list {}", dir.display()))?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(e).with_context(|| format!("list {}", dir.display())),
     };
-    entries.sort_by_key(|e| e.file_name());
     if empty_dirs && entries.is_empty() {
         lines.push(dir.display().to_string());
     }
     let mut subdirs = Vec::new();
+    let mut files = Vec::new();
     for entry in entries {
-        let path = entry.path();
         if entry.file_type()?.is_dir() {
-            subdirs.push(path);
+            subdirs.push(entry.path());
         } else {
-            lines.push(path.display().to_string());
+            files.push(entry.path());
         }
     }
+    files.sort();
+    lines.extend(files.iter().map(|p| p.display().to_string()));
     for sub in subdirs {
         walk(&sub, empty_dirs, lines)?;
     }

@@ -6,6 +6,7 @@ pub mod archive_wal;
 pub mod backup;
 pub mod check;
 pub mod check_backup;
+pub mod check_wal_archive;
 pub mod cron;
 pub mod delete;
 pub mod diagnose;
@@ -109,6 +110,10 @@ pub fn dispatch(ctx: &mut Context, command: Command) -> Result<()> {
             server_name,
             backup_id,
         } => check_backup::run(ctx, &server_name, &backup_id),
+        Command::CheckWalArchive {
+            server_name,
+            timeline,
+        } => check_wal_archive::run(ctx, &server_name, timeline),
         Command::ReceiveWal {
             stop,
             reset,

@@ -73,6 +73,16 @@ pub fn run(ctx: &mut Context, args: RestoreArgs) -> Result<()> {
         ));
         return Ok(());
     }
+    // Barman's gpg encryption is not implemented: say so rather than restore ciphertext.
+    if let Some(encryption) = info.encryption.as_deref().filter(|e| *e != "None") {
+        out.error(&format!(
+            "Cannot restore from backup '{}' of server '{}': it is encrypted ({encryption}), \
+             which this barman does not support",
+            info.backup_id, server.name
+        ));
+        out.hint("restore it with Python Barman (barman recover, with the gpg passphrase)");
+        return Ok(());
+    }
     let Some(request) = check_request(server, out, &args, info)? else {
         return Ok(());
     };
@@ -450,6 +460,21 @@ fn restore(
             return Ok(None);
         }
     };
+    // WAL that Barman stored with gpg encryption would reach PostgreSQL as ciphertext.
+    let encrypted: Vec<String> = catalog::xlogdb::read(server)?
+        .into_iter()
+        .filter(|e| e.encryption.is_some() && plan.segments.contains(&e.name))
+        .map(|e| e.name)
+        .collect();
+    if let Some(first) = encrypted.first() {
+        out.error(&format!(
+            "WAL file {first} (and {} more) needed by this recovery is encrypted, which this \
+             barman does not support",
+            encrypted.len() - 1
+        ));
+        out.hint("restore with Python Barman (barman recover, with the gpg passphrase)");
+        return Ok(None);
+    }
     if is_pitr {
         out.info(&format!(
             "Doing PITR. Recovery target {}",

@@ -374,13 +374,14 @@ async fn sql_status(server: &ServerConfig, out: &mut RemoteStatus) {
             "data_directory",
             Py::opt_str(text("SHOW data_directory".into()).await),
         );
+        // A numeric sum: a Decimal in psycopg2, which Barman's JSON writer prints as its
+        // str() ("23252681", a string).
         out.insert(
             "current_size",
-            Py::opt_int(
-                text("SELECT sum(pg_tablespace_size(oid)) FROM pg_tablespace".into())
-                    .await
-                    .and_then(|v| v.parse().ok()),
-            ),
+            text("SELECT sum(pg_tablespace_size(oid)) FROM pg_tablespace".into())
+                .await
+                .filter(|v| v.parse::<u64>().is_ok())
+                .map_or(Py::None, Py::Repr),
         );
     } else {
         out.insert("current_size", Py::None);

@@ -187,9 +187,15 @@ pub fn python_timestamp(text: &str) -> String {
         return text.to_string();
     };
     let (stamp, zone) = text.split_at(pos);
+    // PostgreSQL drops trailing zeros of the fraction ("24.21045"); Python's str() of a
+    // datetime always prints six digits of microseconds when there are any ("24.210450").
+    let stamp = match stamp.split_once('.') {
+        Some((seconds, fraction)) if fraction.len() < 6 => format!("{seconds}.{fraction:0<6}"),
+        _ => stamp.to_string(),
+    };
     match zone.len() {
         3 => format!("{stamp}{zone}:00"),
-        _ => text.to_string(),
+        _ => format!("{stamp}{zone}"),
     }
 }
 
@@ -479,6 +485,22 @@ pub fn to_json(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamps_are_printed_as_python_prints_datetimes() {
+        assert_eq!(
+            python_timestamp("2026-11-22 07:22:24.21045+00"),
+            "2026-11-22 07:22:24.210450+00:00"
+        );
+        assert_eq!(
+            python_timestamp("2026-11-22 07:22:24+05:30"),
+            "2026-11-22 07:22:24+05:30"
+        );
+        assert_eq!(
+            python_timestamp("2026-11-22 07:22:24.214157+00"),
+            "2026-11-22 07:22:24.214157+00:00"
+        );
+    }
 
     fn streamer() -> Client {
         Client {

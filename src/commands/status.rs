@@ -43,9 +43,15 @@ async fn pg_status(server: &ServerConfig) -> PgStatus {
         let sql = &sql;
         async move { sql.query_text(q).await.ok().flatten() }
     };
-    st.version = text("show server_version").await;
+    // Barman prints `int_version_to_string_version(server_version)`: "15.18", not the
+    // packager's full `server_version` ("15.18 (Debian 15.18-0+deb12u1)").
+    st.version = text("show server_version_num")
+        .await
+        .and_then(|v| v.parse::<u32>().ok())
+        .map(version_text);
     st.in_recovery = text("select pg_is_in_recovery()").await.map(|v| v == "t");
-    st.current_size = text("select sum(pg_database_size(oid))::bigint from pg_database")
+    // Barman's `current_size`: every tablespace, pg_global included.
+    st.current_size = text("select sum(pg_tablespace_size(oid))::bigint from pg_tablespace")
         .await
         .and_then(|v| v.parse().ok());
     st.data_directory = text("show data_directory").await;
@@ -96,14 +102,26 @@ pub fn run(ctx: &mut Context, names: &[String]) -> Result<()> {
         let mut lines = vec![format!("Server {}:", server.name)];
         for (key, description, message) in rows {
             lines.push(format!("\t{description}: {}", display(&message)));
+            // Barman stores `str(message)` in JSON too: "True", "2", "None".
             json.insert(
                 key.into(),
-                json!({ "description": description, "message": message }),
+                json!({ "description": description, "message": display(&message) }),
             );
         }
         ctx.out.result(&server.name, Json::Object(json), || lines);
     }
     Ok(())
+}
+
+/// A `server_version_num` as Barman's `int_version_to_string_version` writes it:
+/// `150018` is "15.18", `90624` is "9.6.24".
+fn version_text(num: u32) -> String {
+    let (major, minor, patch) = (num / 10000, num / 100 % 100, num % 100);
+    if major < 10 {
+        format!("{major}.{minor}.{patch}")
+    } else {
+        format!("{major}.{patch}")
+    }
 }
 
 /// A JSON value as Python's `str()` prints it.
@@ -252,4 +270,16 @@ fn rows(server: &ServerConfig, pg: &PgStatus) -> Result<Vec<(&'static str, &'sta
         }),
     ));
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_printed_as_barman_does() {
+        assert_eq!(version_text(150018), "15.18");
+        assert_eq!(version_text(180000), "18.0");
+        assert_eq!(version_text(90624), "9.6.24");
+    }
 }

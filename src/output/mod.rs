@@ -30,6 +30,12 @@ pub trait Sink {
     fn out(&mut self, line: &str);
     /// Write a line (without its newline) to standard error.
     fn err(&mut self, line: &str);
+    /// Write text to standard output as it is, with no newline added: the JSON document,
+    /// which Barman prints with `json.dump` and no trailing newline. Captures keep it as
+    /// one line.
+    fn out_raw(&mut self, text: &str) {
+        self.out(text);
+    }
 }
 
 /// The process's standard streams. A closed stdout (`barman list-servers | head`) is
@@ -44,6 +50,10 @@ impl Sink for StdSink {
     fn err(&mut self, line: &str) {
         let mut stderr = std::io::stderr().lock();
         let _ = writeln!(stderr, "{line}").and_then(|()| stderr.flush());
+    }
+    fn out_raw(&mut self, text: &str) {
+        let mut stdout = std::io::stdout().lock();
+        let _ = write!(stdout, "{text}").and_then(|()| stdout.flush());
     }
 }
 
@@ -255,7 +265,8 @@ impl Output {
         if self.format == Format::Json && !self.quiet {
             let doc = Value::Object(std::mem::take(&mut self.json));
             let text = json::python_dumps(&doc, None);
-            self.sink.out(&redact_passwords(&text));
+            // No trailing newline, byte for byte as Barman's `json.dump`.
+            self.sink.out_raw(&redact_passwords(&text));
         }
     }
 

@@ -190,6 +190,17 @@ pub fn archive(
     if verbose {
         out.info_unlogged(&header);
     }
+    if let Some(encryption) = server
+        .text("encryption")
+        .filter(|e| !e.eq_ignore_ascii_case("none"))
+    {
+        anyhow::bail!(
+            "encryption = {encryption} is not supported by this barman: WAL files would be \
+             stored unencrypted; remove encryption from the configuration of server '{}', or \
+             keep Python Barman for this server",
+            server.name
+        );
+    }
     let compression = match server.text("compression") {
         Some(name) => Some(Compression::from_name(name).map_err(|e| anyhow::anyhow!("{e}"))?),
         None => None,
@@ -395,6 +406,25 @@ fn archive_one(
             }
         };
         let file = writer.into_inner().map_err(|e| e.into_error())?;
+        // The stored file keeps the source's times and mode, as Barman's
+        // `shutil.copystat(src, dst)` does: xlog.db records the source's mtime and
+        // `rebuild-xlogdb` (ours or Barman's) reads it back from the stored file.
+        let mut times = fs::FileTimes::new();
+        if let Ok(modified) = meta.modified() {
+            times = times.set_modified(modified);
+        }
+        if let Ok(accessed) = meta.accessed() {
+            times = times.set_accessed(accessed);
+        }
+        file.set_times(times)
+            .and_then(|()| file.set_permissions(meta.permissions()))
+            .with_context(|| {
+                format!(
+                    "copy the times and mode of {} to {}",
+                    path.display(),
+                    tmp.display()
+                )
+            })?;
         file.sync_all()
             .with_context(|| format!("fsync {}", tmp.display()))?;
         (used, file.metadata()?.len())

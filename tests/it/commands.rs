@@ -52,7 +52,7 @@ fn list_servers_in_json() {
         .to_string();
     assert_eq!(
         out,
-        "{\"broken\": {\"description\": \"No connection (WARNING: disabled)\"}, \"old\": {\"description\": \"Old server (inactive)\"}, \"pg\": {\"description\": \"Main cluster\"}}\n"
+        "{\"broken\": {\"description\": \"No connection (WARNING: disabled)\"}, \"old\": {\"description\": \"Old server (inactive)\"}, \"pg\": {\"description\": \"Main cluster\"}}"
     );
 }
 
@@ -368,7 +368,7 @@ fn keep_marks_shows_and_releases_a_backup() {
         .to_string();
     assert_eq!(
         json,
-        "{\"pg\": {\"keep_status\": {\"description\": \"Keep\", \"message\": \"standalone\"}}}\n"
+        "{\"pg\": {\"keep_status\": {\"description\": \"Keep\", \"message\": \"standalone\"}}}"
     );
 }
 
@@ -825,14 +825,23 @@ fn list_files_lists_data_and_wal_by_target() {
         ])
         .ok()
         .to_string();
+    // As Barman's os.walk: a directory's files (sorted) before its subdirectories, which
+    // come in the order the directory lists them.
+    let mut lines: Vec<String> = out.lines().map(String::from).collect();
     assert_eq!(
-        out,
-        format!(
-            "{}\n{}\n{}\n",
-            base.join("data/PG_VERSION").display(),
-            base.join("data/base/1/1234").display(),
-            base.join("data/pg_notify").display()
-        )
+        lines[0],
+        base.join("data/PG_VERSION").display().to_string(),
+        "{out}"
+    );
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            base.join("data/PG_VERSION").display().to_string(),
+            base.join("data/base/1/1234").display().to_string(),
+            base.join("data/pg_notify").display().to_string()
+        ],
+        "{out}"
     );
     let out = scratch
         .barman(&["list-files", "--target", "wal", "pg", "second"])
@@ -854,4 +863,34 @@ fn list_files_lists_data_and_wal_by_target() {
         .ok()
         .to_string();
     assert_eq!(full.lines().count(), 7);
+}
+
+#[test]
+fn gpg_encryption_is_refused_not_ignored() {
+    let scratch = Scratch::new(&SERVERS.replace(
+        "slot_name = barman\n",
+        "slot_name = barman\nencryption = gpg\nencryption_key_id = ABCDEF\n",
+    ));
+    catalogue(&scratch);
+    // Taking a backup or archiving WAL would store them unencrypted.
+    let backup = scratch.barman(&["backup", "pg"]);
+    assert_ne!(backup.code, 0, "{backup:?}");
+    backup.stderr_has("encryption = gpg is not supported by this barman");
+    scratch.write("home/pg/streaming/000000010000000000000010", "not read");
+    let archive = scratch.barman(&["archive-wal", "pg"]);
+    assert_ne!(archive.code, 0, "{archive:?}");
+    archive.stderr_has("encryption = gpg is not supported by this barman");
+    assert!(scratch
+        .home()
+        .join("pg/streaming/000000010000000000000010")
+        .is_file());
+    // A backup Barman encrypted is not restored as ciphertext.
+    let info = scratch.home().join("pg/meta/20261120T000000-backup.info");
+    let text = std::fs::read_to_string(&info).unwrap();
+    std::fs::write(&info, format!("{text}encryption=gpg\n")).unwrap();
+    let dest = scratch.path().join("dest");
+    let restore = scratch.barman(&["restore", "pg", "20261120T000000", dest.to_str().unwrap()]);
+    assert_ne!(restore.code, 0, "{restore:?}");
+    restore.stderr_has("it is encrypted (gpg), which this barman does not support");
+    assert!(!dest.exists());
 }

@@ -174,7 +174,7 @@ fn get_wal_peek_lists_consecutive_files_across_log_boundaries() {
         .to_string();
     assert_eq!(
         out,
-        "{\"_INFO\": [\"000000010000000000000002\", \"000000010000000000000003\"]}\n"
+        "{\"_INFO\": [\"000000010000000000000002\", \"000000010000000000000003\"]}"
     );
 }
 

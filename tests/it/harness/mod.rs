@@ -22,6 +22,7 @@
 mod cluster;
 mod install;
 mod os;
+mod python_barman;
 
 // Re-exported as the toolbox of the live tests; not all are used yet.
 #[allow(unused_imports)]
@@ -35,6 +36,10 @@ pub use install::{
 pub use os::{
     copy_dir, free_port, give_tree_to_server_user, pg_command, run_ok, server_command, server_user,
     ServerUser,
+};
+#[allow(unused_imports)]
+pub use python_barman::{
+    python_barman, python_barman34, python_barman34_bin, python_barman_bin, PYTHON_BARMAN_HINT,
 };
 
 /// Runs a live test body on one major version: resolves the install (panicking with the install

@@ -6,6 +6,7 @@ mod backup;
 mod check;
 mod cluster;
 mod cron_live;
+mod interop;
 mod receive_wal;
 mod receive_wal_failures;
 mod recover;

@@ -50,7 +50,7 @@ impl ReceiveWal {
         )
     }
 
-    fn pid(&self) -> nix::unistd::Pid {
+    pub fn pid(&self) -> nix::unistd::Pid {
         nix::unistd::Pid::from_raw(self.child.as_ref().expect("running").id() as i32)
     }
 

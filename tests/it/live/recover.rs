@@ -81,7 +81,7 @@ fn segments_in(dir: &Path) -> Vec<String> {
 }
 
 /// Start a recovered data directory and count the rows of `t` (None when it does not exist).
-fn rows_after_recovery(pg: &PgInstall, dest: &Path) -> Option<u64> {
+pub fn rows_after_recovery(pg: &PgInstall, dest: &Path) -> Option<u64> {
     let cluster = PgCluster::start_existing(pg, dest);
     // Wait until recovery has ended (promotion) or paused at the target.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
