@@ -450,6 +450,10 @@ def bench_wal(a, res, cluster, home, scratch, ours):
         return float(m.group(1)) if m else 0.0
 
     def phase(label, cmd, app):
+        # Each side starts right after a checkpoint, so that both stream the same mix of
+        # full-page images and small records (the first minutes after a checkpoint
+        # write several times more WAL for the same transactions).
+        cluster.sql("checkpoint")
         start_lsn = cluster.sql("select pg_current_wal_lsn()")
         with tempfile.NamedTemporaryFile("r", suffix=".time") as tf:
             proc = subprocess.Popen(["/usr/bin/time", "-f", "%U %S %M", "-o", tf.name] + cmd,
