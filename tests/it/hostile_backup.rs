@@ -12,11 +12,10 @@
 //! outside the destination.
 
 use std::io::{Read, Write};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::fake_server::{self, FakeServer, Script};
-use crate::harness::{run_live, ClusterOptions, PgCluster, PgInstall};
+use crate::harness::{run_live, PgCluster, PgInstall};
 use crate::util::{Run, Scratch};
 
 /// The two storage layouts a backup can have.
@@ -307,27 +306,9 @@ fn append_to_tar_gz(path: &Path, extra: &[Vec<u8>]) {
 }
 
 fn restore_of_a_tampered_tar_backup(pg: &PgInstall) {
-    let scratch = Scratch::new("");
-    let incoming = scratch.home().join("pg/incoming");
-    std::fs::create_dir_all(&incoming).unwrap();
-    for dir in [
-        scratch.path().to_path_buf(),
-        scratch.home(),
-        scratch.home().join("pg"),
-    ] {
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    std::fs::set_permissions(&incoming, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let (scratch, incoming) = crate::live::archive::scratch_with_incoming();
     std::fs::create_dir(scratch.path().join("outside")).unwrap();
-    let cluster = PgCluster::start_with(
-        pg,
-        &ClusterOptions::new()
-            .conf("archive_mode = on")
-            .conf(format!(
-                "archive_command = 'test ! -f {0}/%f && cp %p {0}/%f.tmp && mv {0}/%f.tmp {0}/%f'",
-                incoming.display()
-            )),
-    );
+    let cluster = PgCluster::start_with(pg, &crate::live::archive::archiving_options(&incoming));
     let text = std::fs::read_to_string(scratch.config()).unwrap();
     scratch.write_config(&format!(
         "{text}[pg]\nconninfo = {}\nbackup_method = postgres\narchiver = on\nbackup_compression = gzip\nimmediate_checkpoint = true\n",

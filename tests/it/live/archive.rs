@@ -3,17 +3,18 @@
 //! catalogues them; get-wal then serves them back byte for byte.
 
 use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 
 use crate::harness::{live_test, ClusterOptions, PgCluster, PgInstall};
 use crate::util::Scratch;
 
-/// A scratch barman home and a cluster whose `archive_command` copies each WAL file
-/// into the home's `pg/incoming/` (made writable for the server's OS user).
-pub fn archiving_cluster(pg: &PgInstall) -> (Scratch, PgCluster, std::path::PathBuf) {
+/// A scratch barman home whose `pg/incoming/` the server's OS user may write, and that
+/// directory.
+pub fn scratch_with_incoming() -> (Scratch, PathBuf) {
     let scratch = Scratch::new("");
     let incoming = scratch.home().join("pg/incoming");
     std::fs::create_dir_all(&incoming).unwrap();
-    // The server runs as another user: let it write into incoming/.
+    // The server runs as another user: let it reach and write into incoming/.
     for dir in [
         scratch.path().to_path_buf(),
         scratch.home(),
@@ -22,15 +23,25 @@ pub fn archiving_cluster(pg: &PgInstall) -> (Scratch, PgCluster, std::path::Path
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
     std::fs::set_permissions(&incoming, std::fs::Permissions::from_mode(0o777)).unwrap();
-    let cluster = PgCluster::start_with(
-        pg,
-        &ClusterOptions::new()
-            .conf("archive_mode = on")
-            .conf(format!(
-                "archive_command = 'cp %p {}/%f'",
-                incoming.display()
-            )),
-    );
+    (scratch, incoming)
+}
+
+/// Cluster options whose `archive_command` delivers each WAL file into `incoming`: copied
+/// under a temporary name and renamed, so that archive-wal never sees half a file, and
+/// never over a file already there.
+pub fn archiving_options(incoming: &Path) -> ClusterOptions {
+    ClusterOptions::new()
+        .conf("archive_mode = on")
+        .conf(format!(
+            "archive_command = 'test ! -f {0}/%f && cp %p {0}/%f.tmp && mv {0}/%f.tmp {0}/%f'",
+            incoming.display()
+        ))
+}
+
+/// A scratch barman home and a cluster archiving into its `pg/incoming/`.
+pub fn archiving_cluster(pg: &PgInstall) -> (Scratch, PgCluster, PathBuf) {
+    let (scratch, incoming) = scratch_with_incoming();
+    let cluster = PgCluster::start_with(pg, &archiving_options(&incoming));
     (scratch, cluster, incoming)
 }
 

@@ -6,13 +6,11 @@
 //! whose members match the manifest; a backup whose server stops mid-way ends FAILED with
 //! nothing stored, and a concurrent backup is refused by the lock.
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::harness::{
-    client_bin, copy_dir, give_tree_to_server_user, live_test, run_live, ClusterOptions, PgCluster,
-    PgInstall,
+    client_bin, copy_dir, give_tree_to_server_user, live_test, run_live, PgCluster, PgInstall,
 };
 use crate::util::{Run, Scratch};
 
@@ -25,29 +23,12 @@ struct Setup {
 
 impl Setup {
     fn new(pg: &PgInstall, server_options: &str) -> Setup {
-        let scratch = Scratch::new("");
-        let incoming = scratch.home().join("pg/incoming");
-        std::fs::create_dir_all(&incoming).unwrap();
-        for dir in [
-            scratch.path().to_path_buf(),
-            scratch.home(),
-            scratch.home().join("pg"),
-        ] {
-            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-        }
-        std::fs::set_permissions(&incoming, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let (scratch, incoming) = crate::live::archive::scratch_with_incoming();
         let tablespace = scratch.path().join("ts1");
         std::fs::create_dir(&tablespace).unwrap();
         give_tree_to_server_user(&tablespace);
-        let cluster = PgCluster::start_with(
-            pg,
-            &ClusterOptions::new()
-                .conf("archive_mode = on")
-                .conf(format!(
-                "archive_command = 'test ! -f {0}/%f && cp %p {0}/%f.tmp && mv {0}/%f.tmp {0}/%f'",
-                incoming.display()
-            )),
-        );
+        let cluster =
+            PgCluster::start_with(pg, &crate::live::archive::archiving_options(&incoming));
         cluster.psql(&format!(
             "create tablespace ts1 location '{}'",
             tablespace.display()

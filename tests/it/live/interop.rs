@@ -21,13 +21,12 @@
 //! than them (its `pg_basebackup compatible` check), so the tests run on PostgreSQL 13 and
 //! 15.
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::harness::{
-    give_tree_to_server_user, python_barman, python_barman34, ClusterOptions, PgCluster, PgInstall,
+    give_tree_to_server_user, python_barman, python_barman34, PgCluster, PgInstall,
 };
 use crate::live::receive_wal::{
     archived_segments, assert_archive_matches_server, assert_contiguous, switch, wait_until,
@@ -44,26 +43,9 @@ struct Interop {
 
 impl Interop {
     fn new(pg: &PgInstall, extra: &str) -> Interop {
-        let scratch = Scratch::new("");
-        let incoming = scratch.home().join("pg/incoming");
-        std::fs::create_dir_all(&incoming).unwrap();
-        for dir in [
-            scratch.path().to_path_buf(),
-            scratch.home(),
-            scratch.home().join("pg"),
-        ] {
-            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-        }
-        std::fs::set_permissions(&incoming, std::fs::Permissions::from_mode(0o777)).unwrap();
-        let cluster = PgCluster::start_with(
-            pg,
-            &ClusterOptions::new()
-                .conf("archive_mode = on")
-                .conf(format!(
-                "archive_command = 'test ! -f {0}/%f && cp %p {0}/%f.tmp && mv {0}/%f.tmp {0}/%f'",
-                incoming.display()
-            )),
-        );
+        let (scratch, incoming) = crate::live::archive::scratch_with_incoming();
+        let cluster =
+            PgCluster::start_with(pg, &crate::live::archive::archiving_options(&incoming));
         let text = std::fs::read_to_string(scratch.config()).unwrap();
         scratch.write_config(&format!(
             "{text}[pg]\ndescription = interop\nconninfo = {0}\nstreaming_conninfo = {0}\n\

@@ -1,7 +1,7 @@
 //! Tests against real PostgreSQL servers, one test per major version (see `harness::live_test!`).
 //!
 //! Each needs the installs of `scripts/install-postgres` and fails with that hint without them.
-mod archive;
+pub(crate) mod archive;
 mod backup;
 mod check;
 mod cluster;

@@ -5,14 +5,13 @@
 //! (`meta/<id>-backup.info`, `base/<id>/data`, `base/<id>/<oid>`). WAL reaches the archive
 //! through `archive_command` into `incoming/` and `barman archive-wal`.
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use barman::catalog::backup_info::Tablespace;
 use barman::catalog::{BackupInfo, BackupStatus};
 
-use crate::harness::{give_tree_to_server_user, ClusterOptions, PgCluster, PgInstall};
+use crate::harness::{give_tree_to_server_user, PgCluster, PgInstall};
 use crate::util::{Run, Scratch};
 
 /// A cluster archiving into a barman catalogue, with a tablespace `tbs`.
@@ -25,28 +24,13 @@ pub struct Fixture {
 impl Fixture {
     /// A cluster with archiving into `incoming/` and a catalogue for server `pg`.
     pub fn new(pg: &PgInstall) -> Fixture {
-        let scratch = Scratch::new("");
-        let incoming = scratch.home().join("pg/incoming");
-        std::fs::create_dir_all(&incoming).unwrap();
-        for dir in [
-            scratch.path().to_path_buf(),
-            scratch.home(),
-            scratch.home().join("pg"),
-        ] {
-            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-        }
-        std::fs::set_permissions(&incoming, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let (scratch, incoming) = crate::live::archive::scratch_with_incoming();
         let tablespace_dir = scratch.path().join("tbs");
         std::fs::create_dir_all(&tablespace_dir).unwrap();
         give_tree_to_server_user(&tablespace_dir);
         let cluster = PgCluster::start_with(
             pg,
-            &ClusterOptions::new()
-                .conf("archive_mode = on")
-                .conf(format!(
-                    "archive_command = 'cp %p {}/%f'",
-                    incoming.display()
-                ))
+            &crate::live::archive::archiving_options(&incoming)
                 .conf("unix_socket_directories = '/tmp'"),
         );
         let sysid = cluster.psql("select system_identifier from pg_control_system()");
@@ -214,6 +198,17 @@ impl Fixture {
         self.scratch.barman(&all)
     }
 
+    /// `barman restore pg ARGS... --tablespace tbs:<name>_tbs latest <name>` (both in the
+    /// scratch directory), which must succeed; returns the destination and the output.
+    pub fn restore_latest(&self, name: &str, args: &[&str]) -> (PathBuf, String) {
+        let dest = self.path(name);
+        let tbs = format!("tbs:{}", self.path(&format!("{name}_tbs")).display());
+        let mut all = args.to_vec();
+        all.extend(["--tablespace", &tbs, "latest", dest.to_str().unwrap()]);
+        let out = self.restore(&all).ok().to_string();
+        (dest, out)
+    }
+
     /// The archived segment names from `first` on (timeline 1).
     pub fn archived_from(&self, first: &str) -> Vec<String> {
         let db = std::fs::read_to_string(self.scratch.home().join("pg/wals/pg-xlog.db")).unwrap();
@@ -238,4 +233,45 @@ fn hex_decode(hex: &str) -> Vec<u8> {
         .step_by(2)
         .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
         .collect()
+}
+
+/// Poll `sql` on `cluster` until it returns `expected`.
+pub fn wait_for(cluster: &PgCluster, sql: &str, expected: &str, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let got = cluster.psql(sql);
+        if got == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {sql} returned {got:?}, not {expected:?}\n{}",
+            cluster.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Start a recovered data directory and wait until recovery has ended.
+pub fn start_recovered(pg: &PgInstall, dest: &Path) -> PgCluster {
+    let cluster = PgCluster::start_existing(pg, dest);
+    wait_for(
+        &cluster,
+        "select pg_is_in_recovery()",
+        "f",
+        "the end of recovery",
+    );
+    cluster
+}
+
+/// Append `text` to the `postgresql.auto.conf` of the data directory `dest`, as a DBA
+/// adjusts a restored cluster before starting it.
+pub fn append_auto_conf(dest: &Path, text: &str) {
+    use std::io::Write;
+    let path = dest.join("postgresql.auto.conf");
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .and_then(|mut f| f.write_all(format!("\n{text}\n").as_bytes()))
+        .unwrap_or_else(|e| panic!("append to {}: {e}", path.display()));
 }

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::harness::{free_port, give_tree_to_server_user, run_live, PgCluster, PgInstall};
-use crate::live::recover_fixture::Fixture;
+use crate::harness::{free_port, give_tree_to_server_user, run_live, PgInstall};
+use crate::live::recover_fixture::{start_recovered, Fixture};
 
 const SSHD: &str = "/usr/sbin/sshd";
 
@@ -180,12 +180,7 @@ fn remote_restore_over_ssh_pg15() {
         assert_eq!(owner, crate::harness::server_user().uid.as_raw());
         assert!(dest.join("recovery.signal").is_file());
         assert!(dest.join("barman_wal").is_dir());
-        let recovered = PgCluster::start_existing(pg, &dest);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while recovered.psql("select pg_is_in_recovery()") != "f" {
-            assert!(Instant::now() < deadline, "recovery did not end");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let recovered = start_recovered(pg, &dest);
         assert_eq!(recovered.psql("select count(*) from t"), "150");
         drop(recovered);
 

@@ -6,40 +6,8 @@
 //! catalogue, rows written there. `restore --target-tli` then reaches either branch from
 //! the one backup. A `--standby-mode` restore becomes a streaming standby of the primary.
 
-use std::path::Path;
-use std::time::{Duration, Instant};
-
 use crate::harness::{live_test, PgCluster, PgInstall};
-use crate::live::recover_fixture::Fixture;
-
-/// Poll `sql` on `cluster` until it returns `expected`.
-fn wait_for(cluster: &PgCluster, sql: &str, expected: &str, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let got = cluster.psql(sql);
-        if got == expected {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}: {sql} returned {got:?}, not {expected:?}\n{}",
-            cluster.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// Start a recovered data directory and wait until recovery has ended.
-fn start_recovered(pg: &PgInstall, dest: &Path) -> PgCluster {
-    let cluster = PgCluster::start_existing(pg, dest);
-    wait_for(
-        &cluster,
-        "select pg_is_in_recovery()",
-        "f",
-        "the end of recovery",
-    );
-    cluster
-}
+use crate::live::recover_fixture::{append_auto_conf, start_recovered, wait_for, Fixture};
 
 fn timeline_of(cluster: &PgCluster) -> u32 {
     cluster.psql("checkpoint");
@@ -63,31 +31,16 @@ live_test!(recover_follows_a_later_timeline, |pg: &PgInstall| {
 
     // The branch: recover to 'fork', promote; the new primary archives into the same
     // catalogue (its archive_command is disabled by restore; enabled again here).
-    let branch = f.path("branch");
-    let branch_tbs = format!("tbs:{}", f.path("branch_tbs").display());
-    f.restore(&[
-        "--target-name",
-        "fork",
-        "--target-action",
-        "promote",
-        "--tablespace",
-        &branch_tbs,
-        "latest",
-        branch.to_str().unwrap(),
-    ])
-    .ok();
+    let (branch, _) = f.restore_latest(
+        "branch",
+        &["--target-name", "fork", "--target-action", "promote"],
+    );
     f.cluster.stop();
     let incoming = f.scratch.home().join("pg/incoming");
-    let mut auto_conf = std::fs::OpenOptions::new()
-        .append(true)
-        .open(branch.join("postgresql.auto.conf"))
-        .unwrap();
-    std::io::Write::write_all(
-        &mut auto_conf,
-        format!("\narchive_command = 'cp %p {}/%f'\n", incoming.display()).as_bytes(),
-    )
-    .unwrap();
-    drop(auto_conf);
+    append_auto_conf(
+        &branch,
+        &format!("archive_command = 'cp %p {}/%f'", incoming.display()),
+    );
     let promoted = start_recovered(pg, &branch);
     assert_eq!(timeline_of(&promoted), 2);
     promoted.psql("insert into t select generate_series(1001, 1050)");
@@ -110,21 +63,17 @@ live_test!(recover_follows_a_later_timeline, |pg: &PgInstall| {
     );
 
     // From the one backup on timeline 1: the branch's restore point, on timeline 2.
-    let dest = f.path("on_tl2");
-    let tbs = format!("tbs:{}", f.path("on_tl2_tbs").display());
-    f.restore(&[
-        "--target-tli",
-        "2",
-        "--target-name",
+    let (dest, _) = f.restore_latest(
         "on_tl2",
-        "--target-action",
-        "promote",
-        "--tablespace",
-        &tbs,
-        "latest",
-        dest.to_str().unwrap(),
-    ])
-    .ok();
+        &[
+            "--target-tli",
+            "2",
+            "--target-name",
+            "on_tl2",
+            "--target-action",
+            "promote",
+        ],
+    );
     assert!(
         dest.join("barman_wal/00000002.history").is_file(),
         "the history file is needed to follow timeline 2"
@@ -136,37 +85,19 @@ live_test!(recover_follows_a_later_timeline, |pg: &PgInstall| {
     drop(recovered);
 
     // --target-tli latest with no other target: the end of timeline 2.
-    let dest = f.path("latest_tli");
-    let tbs = format!("tbs:{}", f.path("latest_tli_tbs").display());
-    f.restore(&[
-        "--target-tli",
-        "latest",
-        "--target-action",
-        "promote",
-        "--tablespace",
-        &tbs,
-        "latest",
-        dest.to_str().unwrap(),
-    ])
-    .ok();
+    let (dest, _) = f.restore_latest(
+        "latest_tli",
+        &["--target-tli", "latest", "--target-action", "promote"],
+    );
     let recovered = start_recovered(pg, &dest);
     assert_eq!(recovered.psql("select count(*) from t"), "250");
     drop(recovered);
 
     // --target-tli 1: the original history, which never saw the branch.
-    let dest = f.path("on_tl1");
-    let tbs = format!("tbs:{}", f.path("on_tl1_tbs").display());
-    f.restore(&[
-        "--target-tli",
-        "1",
-        "--target-action",
-        "promote",
-        "--tablespace",
-        &tbs,
-        "latest",
-        dest.to_str().unwrap(),
-    ])
-    .ok();
+    let (dest, _) = f.restore_latest(
+        "on_tl1",
+        &["--target-tli", "1", "--target-action", "promote"],
+    );
     let copied: Vec<String> = std::fs::read_dir(dest.join("barman_wal"))
         .map(|d| {
             d.filter_map(|e| e.ok())
@@ -214,35 +145,17 @@ live_test!(
         c.psql("insert into t select generate_series(101, 200)");
         f.archive_all();
 
-        let dest = f.path("standby");
-        let tbs = format!("tbs:{}", f.path("standby_tbs").display());
-        let out = f
-            .restore(&[
-                "--standby-mode",
-                "--tablespace",
-                &tbs,
-                "latest",
-                dest.to_str().unwrap(),
-            ])
-            .ok()
-            .to_string();
+        let (dest, out) = f.restore_latest("standby", &["--standby-mode"]);
         assert!(dest.join("standby.signal").is_file(), "{out}");
         assert!(!dest.join("recovery.signal").exists(), "{out}");
         // The DBA points the standby at its primary, as after any standby restore.
-        let mut auto_conf = std::fs::OpenOptions::new()
-            .append(true)
-            .open(dest.join("postgresql.auto.conf"))
-            .unwrap();
-        std::io::Write::write_all(
-            &mut auto_conf,
-            format!(
-                "\nprimary_conninfo = '{}'\nhot_standby = on\n",
+        append_auto_conf(
+            &dest,
+            &format!(
+                "primary_conninfo = '{}'\nhot_standby = on",
                 c.conninfo().replace('\'', "\\'")
-            )
-            .as_bytes(),
-        )
-        .unwrap();
-        drop(auto_conf);
+            ),
+        );
         let standby = PgCluster::start_existing(pg, &dest);
         wait_for(
             &standby,
@@ -353,20 +266,16 @@ live_test!(
         c.psql("insert into t select generate_series(151, 300)");
         f.archive_all();
 
-        let dest = f.path("getwal");
-        let tbs = format!("tbs:{}", f.path("getwal_tbs").display());
-        f.restore(&[
-            "--get-wal",
-            "--target-name",
-            "rp",
-            "--target-action",
-            "promote",
-            "--tablespace",
-            &tbs,
-            "latest",
-            dest.to_str().unwrap(),
-        ])
-        .ok();
+        let (dest, _) = f.restore_latest(
+            "getwal",
+            &[
+                "--get-wal",
+                "--target-name",
+                "rp",
+                "--target-action",
+                "promote",
+            ],
+        );
         let auto = std::fs::read_to_string(dest.join("postgresql.auto.conf")).unwrap();
         let config = f.scratch.config();
         let expected = format!(
