@@ -49,22 +49,10 @@ pub fn terminate(out: &mut Output, lock_dir: &std::path::Path, server: &ServerCo
         return;
     };
     let target = Pid::from_raw(raw);
-    match kill(target, Signal::SIGINT) {
-        Ok(()) => {}
-        Err(nix::errno::Errno::ESRCH) => {
-            out.info(&format!("Stopped process {task}({pid})"));
-            return;
-        }
-        Err(e) => {
-            out.error(&format!(
-                "Cannot terminate process {task}({pid}) of server {}: {e}",
-                server.name
-            ));
-            return;
-        }
-    }
-    for _ in 0..CHECKS {
-        match kill(target, None) {
+    // SIGINT first, then the null signal to see whether the process is still there.
+    let signals = std::iter::once(Some(Signal::SIGINT)).chain(std::iter::repeat(None));
+    for (check, signal) in signals.take(CHECKS as usize + 1).enumerate() {
+        match kill(target, signal) {
             Err(nix::errno::Errno::ESRCH) => {
                 out.info(&format!("Stopped process {task}({pid})"));
                 return;
@@ -77,6 +65,9 @@ pub fn terminate(out: &mut Output, lock_dir: &std::path::Path, server: &ServerCo
                 return;
             }
             Ok(()) => {}
+        }
+        if check == 0 {
+            continue;
         }
         // A zombie child of ours (tests) is gone as far as the lock is concerned.
         if fsutil::lock_holder(&lock).is_none() {
