@@ -2,27 +2,20 @@
 //! has all its WAL (DONE), still waits, or misses a segment (FAILED), and save the new
 //! status. Silent on success, as in Barman 3.17; cron runs it.
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 
 use super::{select_one_server, Context};
 use crate::catalog::check::{check_wals, WalCheck};
 use crate::catalog::remove::{archived_path, save_info, BackupPaths};
 use crate::catalog::{self, BackupStatus};
-use crate::fsutil::{self, LockError};
 
 /// Run `check-backup`.
 pub fn run(ctx: &mut Context, server: &str, backup: &str) -> Result<()> {
     let Some(server) = select_one_server(&ctx.config, &mut ctx.out, server)? else {
         return Ok(());
     };
-    let backups = catalog::read_backups(server)
-        .with_context(|| format!("read the backup catalogue of server '{}'", server.name))?;
-    let id = match catalog::resolve_backup_id(&server.name, &backups, backup) {
-        Ok(id) => id,
-        Err(message) => {
-            ctx.out.error(&message);
-            return Ok(());
-        }
+    let Some((backups, id)) = super::resolve_backup(&mut ctx.out, server, backup)? else {
+        return Ok(());
     };
     ctx.out
         .debug(&format!("Checking backup {id} of server {}", server.name));
@@ -32,17 +25,12 @@ pub fn run(ctx: &mut Context, server: &str, backup: &str) -> Result<()> {
         return Ok(());
     }
     let lock_dir = ctx.config.global.lock_directory();
-    fsutil::create_dir_all(lock_dir)?;
-    let _lock = match fsutil::try_lock(&fsutil::server_lock_path(lock_dir, &server.name, &id)) {
+    let _lock = match super::lock_backup(lock_dir, &server.name, &id)? {
         Ok(lock) => lock,
-        Err(LockError::Busy { .. }) => {
-            ctx.out.info(&format!(
-                "Another process is holding the lock for backup {id} of server {}.",
-                server.name
-            ));
+        Err(busy) => {
+            ctx.out.info(&busy);
             return Ok(());
         }
-        Err(e) => return Err(e.into()),
     };
     // Read again under the lock: another process may just have changed it.
     let mut info = catalog::read_backups(server)?

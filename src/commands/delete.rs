@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 
 use super::{select_one_server_allowing_inactive, Context};
 use crate::catalog::remove::{self, BackupPaths};
@@ -27,14 +27,8 @@ pub fn run(ctx: &mut Context, server: &str, backup: &str) -> Result<()> {
     else {
         return Ok(());
     };
-    let backups = catalog::read_backups(server)
-        .with_context(|| format!("read the backup catalogue of server '{}'", server.name))?;
-    let id = match catalog::resolve_backup_id(&server.name, &backups, backup) {
-        Ok(id) => id,
-        Err(message) => {
-            ctx.out.error(&message);
-            return Ok(());
-        }
+    let Some((_, id)) = super::resolve_backup(&mut ctx.out, server, backup)? else {
+        return Ok(());
     };
     let env = DeleteEnv {
         server,
@@ -125,16 +119,12 @@ pub fn delete_backup(
     };
     for target in tree_bottom_up(&backups, id) {
         let lock_path = fsutil::server_lock_path(env.lock_dir, &server.name, &target);
-        let lock = match fsutil::try_lock(&lock_path) {
+        let lock = match super::lock_backup(env.lock_dir, &server.name, &target)? {
             Ok(lock) => lock,
-            Err(LockError::Busy { .. }) => {
-                out.error(&format!(
-                    "Another process is holding the lock for backup {target} of server {}.",
-                    server.name
-                ));
+            Err(busy) => {
+                out.error(&busy);
                 return Ok(false);
             }
-            Err(e) => return Err(e.into()),
         };
         let deleted = delete_one(env, out, &target, manual)?;
         drop(lock);

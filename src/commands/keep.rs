@@ -31,14 +31,8 @@ pub fn run(ctx: &mut Context, server: &str, backup: &str, action: KeepAction) ->
     let Some(server) = select_one_server(&ctx.config, &mut ctx.out, server)? else {
         return Ok(());
     };
-    let backups = catalog::read_backups(server)
-        .with_context(|| format!("read the backup catalogue of server '{}'", server.name))?;
-    let id = match catalog::resolve_backup_id(&server.name, &backups, backup) {
-        Ok(id) => id,
-        Err(message) => {
-            ctx.out.error(&message);
-            return Ok(());
-        }
+    let Some((backups, id)) = super::resolve_backup(&mut ctx.out, server, backup)? else {
+        return Ok(());
     };
     let info = &backups[&id];
     let lock_dir = ctx.config.global.lock_directory();

@@ -10,7 +10,7 @@ use anyhow::{Context as _, Result};
 use super::{select_one_server_allowing_inactive, Context};
 use crate::catalog::check::segment_names;
 use crate::catalog::remove::{archived_path, BackupPaths};
-use crate::catalog::{self, xlogdb, BackupInfo, BackupStatus};
+use crate::catalog::{xlogdb, BackupInfo, BackupStatus};
 use crate::cli::ListFilesTarget;
 
 /// Run `list-files`.
@@ -25,14 +25,8 @@ pub fn run(
     else {
         return Ok(());
     };
-    let backups = catalog::read_backups(server)
-        .with_context(|| format!("read the backup catalogue of server '{}'", server.name))?;
-    let id = match catalog::resolve_backup_id(&server.name, &backups, backup) {
-        Ok(id) => id,
-        Err(message) => {
-            ctx.out.error(&message);
-            return Ok(());
-        }
+    let Some((backups, id)) = super::resolve_backup(&mut ctx.out, server, backup)? else {
+        return Ok(());
     };
     let info = &backups[&id];
     let wals = server.path("wals_directory").unwrap_or(Path::new("."));

@@ -30,9 +30,9 @@ pub mod terminate_process;
 pub mod verify_backup;
 pub mod verify_wal;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 
 use crate::cli::Command;
 use crate::config::{Config, ServerConfig};
@@ -323,5 +323,41 @@ pub fn server_state_note(server: &ServerConfig) -> Option<&'static str> {
         Some("(WARNING: disabled)")
     } else {
         None
+    }
+}
+
+/// The backup catalogue of `server` and the id that `wanted` names in it (an id, a
+/// backup name, or a shortcut such as `latest`); `None` once Barman's message for a
+/// backup that is not there has been printed.
+pub fn resolve_backup(
+    out: &mut Output,
+    server: &ServerConfig,
+    wanted: &str,
+) -> Result<Option<(BTreeMap<String, crate::catalog::BackupInfo>, String)>> {
+    let backups = crate::catalog::read_backups(server)
+        .with_context(|| format!("read the backup catalogue of server '{}'", server.name))?;
+    match crate::catalog::resolve_backup_id(&server.name, &backups, wanted) {
+        Ok(id) => Ok(Some((backups, id))),
+        Err(message) => {
+            out.error(&message);
+            Ok(None)
+        }
+    }
+}
+
+/// The lock of one backup (`.<server>-<id>.lock` in `lock_dir`, created if missing), or
+/// the message to print when another process holds it.
+pub fn lock_backup(
+    lock_dir: &std::path::Path,
+    server: &str,
+    id: &str,
+) -> Result<std::result::Result<crate::fsutil::LockFile, String>> {
+    crate::fsutil::create_dir_all(lock_dir)?;
+    match crate::fsutil::try_lock(&crate::fsutil::server_lock_path(lock_dir, server, id)) {
+        Ok(lock) => Ok(Ok(lock)),
+        Err(crate::fsutil::LockError::Busy { .. }) => Ok(Err(format!(
+            "Another process is holding the lock for backup {id} of server {server}."
+        ))),
+        Err(e) => Err(e.into()),
     }
 }

@@ -12,7 +12,7 @@ use serde_json::{json, Value as Json};
 use super::list_backups::{backup_type, retention_report};
 use super::{select_one_server, Context};
 use crate::catalog::backup_info::python_datetime;
-use crate::catalog::{self, xlogdb, BackupInfo, BackupStatus};
+use crate::catalog::{xlogdb, BackupInfo, BackupStatus};
 use crate::config::values::{human_duration, pretty_size};
 use crate::config::ServerConfig;
 
@@ -21,14 +21,8 @@ pub fn run(ctx: &mut Context, server: &str, backup: &str) -> Result<()> {
     let Some(server) = select_one_server(&ctx.config, &mut ctx.out, server)? else {
         return Ok(());
     };
-    let backups = catalog::read_backups(server)
-        .with_context(|| format!("read the backup catalogue of server '{}'", server.name))?;
-    let id = match catalog::resolve_backup_id(&server.name, &backups, backup) {
-        Ok(id) => id,
-        Err(message) => {
-            ctx.out.error(&message);
-            return Ok(());
-        }
+    let Some((backups, id)) = super::resolve_backup(&mut ctx.out, server, backup)? else {
+        return Ok(());
     };
     let facts = Facts::gather(server, &backups, &id)?;
     let (lines, json) = (facts.console(), facts.json());

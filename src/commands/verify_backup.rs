@@ -3,13 +3,11 @@
 //! `Verifying backup ...`, then `backup successfully verified` or
 //! `verify backup failure on directory '...'` followed by one error per problem.
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 
 use super::{select_one_server_allowing_inactive, Context};
 use crate::backup::verify::verify;
 use crate::catalog::remove::BackupPaths;
-use crate::catalog::{self};
-use crate::fsutil::{self, LockError};
 
 /// Run `verify-backup`.
 pub fn run(ctx: &mut Context, server: &str, backup: &str) -> Result<()> {
@@ -17,14 +15,8 @@ pub fn run(ctx: &mut Context, server: &str, backup: &str) -> Result<()> {
     else {
         return Ok(());
     };
-    let backups = catalog::read_backups(server)
-        .with_context(|| format!("read the backup catalogue of server '{}'", server.name))?;
-    let id = match catalog::resolve_backup_id(&server.name, &backups, backup) {
-        Ok(id) => id,
-        Err(message) => {
-            ctx.out.error(&message);
-            return Ok(());
-        }
+    let Some((backups, id)) = super::resolve_backup(&mut ctx.out, server, backup)? else {
+        return Ok(());
     };
     ctx.out.info(&format!(
         "Verifying backup '{backup}' on server {}",
@@ -32,17 +24,12 @@ pub fn run(ctx: &mut Context, server: &str, backup: &str) -> Result<()> {
     ));
     // Under the backup's lock, so that a delete cannot remove it meanwhile.
     let lock_dir = ctx.config.global.lock_directory();
-    fsutil::create_dir_all(lock_dir)?;
-    let _lock = match fsutil::try_lock(&fsutil::server_lock_path(lock_dir, &server.name, &id)) {
+    let _lock = match super::lock_backup(lock_dir, &server.name, &id)? {
         Ok(lock) => lock,
-        Err(LockError::Busy { .. }) => {
-            ctx.out.error(&format!(
-                "Another process is holding the lock for backup {id} of server {}.",
-                server.name
-            ));
+        Err(busy) => {
+            ctx.out.error(&busy);
             return Ok(());
         }
-        Err(e) => return Err(e.into()),
     };
     let data_dir = BackupPaths::of(server, &id).base.join("data");
     let system_id = backups[&id]
