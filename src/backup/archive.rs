@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context, Result};
 
 use super::manifest::{ChecksumAlgorithm, Checksummer, Inventory, SeenFile};
+use crate::fsutil::WriteBehind;
 
 /// Where an archive's content goes.
 #[derive(Debug, Clone)]
@@ -140,7 +141,7 @@ pub fn read_archive<R: Read>(
                         if let Some(parent) = path.parent() {
                             make_dirs(parent)?;
                         }
-                        Some(
+                        Some(WriteBehind::new(
                             OpenOptions::new()
                                 .write(true)
                                 .create_new(true)
@@ -155,7 +156,7 @@ pub fn read_archive<R: Read>(
                                             .context(format!("create {}", path.display()))
                                     }
                                 })?,
-                        )
+                        ))
                     }
                     None => None,
                 };
@@ -185,6 +186,8 @@ pub fn read_archive<R: Read>(
                             .with_context(|| format!("write {}", path.display()))?;
                     }
                 }
+                // The write-back of the file's tail starts now; the fsync comes at the end.
+                drop(file.map(WriteBehind::into_inner));
                 if size != entry.size() {
                     bail!(
                         "{} ends inside \"{}\" ({size} of {} bytes)",

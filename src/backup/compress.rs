@@ -3,6 +3,8 @@
 //! compressed (server side, 15+). zstd runs multi-threaded with `workers` threads.
 
 use std::fs::File;
+
+use crate::fsutil::WriteBehind;
 use std::io::{self, BufWriter, Read, Write};
 
 /// A compression method of base backup archives.
@@ -70,13 +72,13 @@ pub struct Compression {
 /// A file being written, compressed or not.
 pub enum Encoder {
     /// No compression.
-    Plain(BufWriter<File>),
+    Plain(BufWriter<WriteBehind>),
     /// gzip.
-    Gzip(flate2::write::GzEncoder<BufWriter<File>>),
+    Gzip(flate2::write::GzEncoder<BufWriter<WriteBehind>>),
     /// LZ4 frame.
-    Lz4(lz4_flex::frame::FrameEncoder<BufWriter<File>>),
+    Lz4(lz4_flex::frame::FrameEncoder<BufWriter<WriteBehind>>),
     /// zstd.
-    Zstd(zstd::stream::write::Encoder<'static, BufWriter<File>>),
+    Zstd(zstd::stream::write::Encoder<'static, BufWriter<WriteBehind>>),
 }
 
 const BUFFER: usize = 1 << 20;
@@ -84,7 +86,7 @@ const BUFFER: usize = 1 << 20;
 impl Encoder {
     /// Write `file` through `compression`.
     pub fn new(file: File, compression: Option<&Compression>) -> io::Result<Encoder> {
-        let out = BufWriter::with_capacity(BUFFER, file);
+        let out = BufWriter::with_capacity(BUFFER, WriteBehind::new(file));
         Ok(match compression {
             None => Encoder::Plain(out),
             Some(c) => match c.method {
@@ -115,7 +117,7 @@ impl Encoder {
             Encoder::Lz4(e) => e.finish().map_err(io::Error::other)?,
             Encoder::Zstd(e) => e.finish()?,
         };
-        let file = out.into_inner().map_err(|e| e.into_error())?;
+        let file = out.into_inner().map_err(|e| e.into_error())?.into_inner();
         file.sync_all()?;
         Ok(file)
     }
