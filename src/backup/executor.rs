@@ -6,13 +6,15 @@
 //!    `identity.json`), directories, `identity.json` at the first backup;
 //! 2. `.<server>-backup.lock`; `meta/<id>-backup.info` as STARTED with the server's
 //!    metadata; `pre_backup` hooks;
-//! 3. BASE_BACKUP (label, checkpoint, MAX_RATE, manifest with CRC-32C, no WAL, waiting for
-//!    the archiver), stored and checked by [`store`](super::store) on its own thread,
-//!    retried `basebackup_retry_times` times;
+//! 3. BASE_BACKUP (label, checkpoint, MAX_RATE, manifest with CRC-32C, no WAL; NOWAIT on
+//!    a primary of 15+, where we wait for the archiver ourselves in step 4), stored and
+//!    checked by [`store`](super::store) on its own thread, retried
+//!    `basebackup_retry_times` times;
 //! 4. begin from `backup_label`, end exactly as the protocol reports it, `pg_switch_wal()`,
-//!    purge of older WAL at the first backup, restore point `barman_<id>`, sizes,
-//!    WAITING_FOR_WALS; on any error FAILED with `failure <action> (<reason>)` and the
-//!    partial files removed;
+//!    purge of older WAL at the first backup, restore point `barman_<id>`, the wait for the
+//!    server to archive the end segment (what BASE_BACKUP's own wait does, polled every
+//!    50 ms instead of every second), sizes, WAITING_FOR_WALS; on any error FAILED with
+//!    `failure <action> (<reason>)` and the partial files removed;
 //! 5. `--wait`: archive WAL until the end segment is in, then check the backup;
 //!    `post_backup` hooks; after the lock: archive-wal, check-backup, the warning for a
 //!    backup still WAITING_FOR_WALS.
@@ -386,6 +388,12 @@ impl Run<'_> {
                 .block_on(sql.query_text(&sql_text))
                 .context("create the restore point")?;
         }
+        if self.waits_itself() {
+            self.action = "waiting for the WAL archiving";
+            let end_wal = self.info.end_wal.clone().unwrap_or_default();
+            self.rt
+                .block_on(wait_for_archiver(job, &sql, &end_wal, self.rep))?;
+        }
         drop(sql);
         // Sizes (everything is already fsynced by the store) and the new status.
         self.action = "calculating backup size";
@@ -406,6 +414,17 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// Whether we wait for the server to archive the backup's last WAL segment instead of
+    /// letting BASE_BACKUP wait: the server polls its archive status once a second, so
+    /// its wait ends on the next whole second after the archiver is done; we poll
+    /// `pg_stat_archiver` every 50 ms. Only on a primary of 15 or later, where that view
+    /// is exact (shared memory; 13 and 14 report through the statistics collector, whose
+    /// messages may come late or be lost) and the wait applies at all (a standby waits
+    /// only with `archive_mode = always`, which the server still handles).
+    fn waits_itself(&self) -> bool {
+        !self.facts.in_recovery && self.facts.version_num >= 150000
+    }
+
     /// One attempt at the copy: BASE_BACKUP into the store thread.
     fn copy(&mut self, paths: &BackupPaths) -> Result<(Stored, BackupEnd)> {
         let job = self.job;
@@ -423,9 +442,14 @@ impl Run<'_> {
             .spawn(move || store(rx, &plan))
             .context("start the storing thread")?;
         let label = format!("barman_backup_{}", self.info.backup_id);
-        let streamed = self
-            .rt
-            .block_on(stream(job, &label, tx, self.rep, segment_size));
+        let streamed = self.rt.block_on(stream(
+            job,
+            &label,
+            tx,
+            self.rep,
+            segment_size,
+            !self.waits_itself(),
+        ));
         let stored = writer
             .join()
             .map_err(|_| anyhow!("the storing thread panicked"))?;
@@ -528,6 +552,7 @@ async fn stream(
     tx: tokio::sync::mpsc::Sender<Chunk>,
     rep: &Reporter,
     segment_size: WalSegmentSize,
+    server_waits: bool,
 ) -> Result<StreamEnd, StreamError> {
     let failed = StreamError::Failed;
     let info = streaming_conninfo(job.server, &job.settings).map_err(failed)?;
@@ -537,7 +562,8 @@ async fn stream(
             job.server.name
         ))
     })?;
-    let options = job.settings.base_backup_options(label);
+    let mut options = job.settings.base_backup_options(label);
+    options.wait = server_waits;
     let mut tablespaces = Vec::new();
     let mut total: Option<u64> = None;
     let started = Instant::now();
@@ -737,6 +763,84 @@ async fn precheck(job: &Job<'_>) -> std::result::Result<(SqlClient, ServerFacts)
             system_id,
         },
     ))
+}
+
+/// What a BASE_BACKUP without NOWAIT waits for at its end (`do_pg_backup_stop`), with a
+/// finer poll: the server has archived `end_wal`, the segment holding the backup's end.
+/// As in the server, there is no time limit: a warning every minute says what is awaited
+/// and what the archiver last failed on. Nothing is awaited when the server does not
+/// archive (its WAL then comes through streaming, and the backup stays WAITING_FOR_WALS
+/// until it does). The segment found in our own archive, incoming or streaming
+/// directory also ends the wait (`pg_stat_archiver` may have been reset).
+async fn wait_for_archiver(
+    job: &Job<'_>,
+    sql: &SqlClient,
+    end_wal: &str,
+    rep: &Reporter,
+) -> Result<()> {
+    const POLL: Duration = Duration::from_millis(50);
+    const WARN_EVERY: Duration = Duration::from_secs(60);
+    let server = job.server;
+    let started = Instant::now();
+    let mut next_warning = WARN_EVERY;
+    let ours = [
+        server
+            .path("wals_directory")
+            .map(|w| archived_path(w, end_wal)),
+        server
+            .path("incoming_wals_directory")
+            .map(|d| d.join(end_wal)),
+        server
+            .path("streaming_wals_directory")
+            .map(|d| d.join(end_wal)),
+    ];
+    loop {
+        let r = row(
+            sql,
+            "SELECT current_setting('archive_mode'), last_archived_wal, last_failed_wal, last_failed_time FROM pg_stat_archiver",
+        )
+        .await?;
+        let get = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
+        if get(0) == "off" {
+            log::info!(
+                "{}: the server does not archive WAL (archive_mode = off); {end_wal} must come through streaming",
+                server.name
+            );
+            return Ok(());
+        }
+        if segment_reached(&get(1), end_wal) || ours.iter().flatten().any(|p| p.exists()) {
+            log::info!(
+                "{}: {end_wal} archived {} ms after the end of the backup",
+                server.name,
+                started.elapsed().as_millis()
+            );
+            return Ok(());
+        }
+        if started.elapsed() >= next_warning {
+            let failed = match get(2).as_str() {
+                "" => String::new(),
+                name => format!("; the archiver last failed on {name} at {}", get(3)),
+            };
+            rep.warning(format!(
+                "still waiting for server '{}' to archive WAL file {end_wal} ({} seconds elapsed{failed}): check that archive_command works",
+                server.name,
+                started.elapsed().as_secs()
+            ));
+            next_warning += WARN_EVERY;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Whether `last`, the name of the file the archiver last archived (a segment, a
+/// `.partial` or `.backup` file, or a timeline history file), shows that `segment` is
+/// archived: the archiver takes segments in name order, timeline first, so any segment
+/// name at or after it does. A history file or an empty name says nothing.
+fn segment_reached(last: &str, segment: &str) -> bool {
+    match last.get(..24) {
+        Some(name) => name.bytes().all(|b| b.is_ascii_hexdigit()) && name >= segment,
+        None => false,
+    }
 }
 
 /// Barman's `_pg_get_metadata` and `_backup_info_from_start_location`.
@@ -1080,6 +1184,22 @@ fn check_backup(job: &Job<'_>, rep: &Reporter, info: &mut BackupInfo) -> Result<
 mod tests {
     use super::*;
     use barman_protocol::TimelineId;
+
+    #[test]
+    fn the_archivers_last_file_tells_whether_a_segment_is_archived() {
+        let end = "000000010000000200000003";
+        assert!(segment_reached("000000010000000200000003", end));
+        assert!(segment_reached("000000010000000200000004", end));
+        assert!(segment_reached(
+            "000000010000000200000003.00000028.backup",
+            end
+        ));
+        assert!(segment_reached("000000020000000200000001.partial", end));
+        assert!(!segment_reached("000000010000000200000002", end));
+        assert!(!segment_reached("0000000100000001000000FF", end));
+        assert!(!segment_reached("00000002.history", end));
+        assert!(!segment_reached("", end));
+    }
 
     #[test]
     fn a_full_disk_is_told_apart_from_other_failures() {

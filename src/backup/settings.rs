@@ -188,7 +188,8 @@ impl BackupSettings {
     }
 
     /// The BASE_BACKUP options: manifest with CRC-32C checksums, no WAL, wait for the
-    /// archiver (as pg_basebackup `--wal-method=none` does for Barman), progress sizes.
+    /// archiver (as pg_basebackup `--wal-method=none` does for Barman; the executor
+    /// turns that off where it waits itself), progress sizes.
     pub fn base_backup_options(&self, label: &str) -> BaseBackupOptions {
         let mut options = BaseBackupOptions::default();
         options.label = Some(label.to_string());

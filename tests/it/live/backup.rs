@@ -462,6 +462,82 @@ fn a_backup_whose_server_stops_fails_and_the_lock_refuses_a_second_pg18() {
     run_live(18, failing_backup);
 }
 
+/// A backup ends only once the server has archived its last segment: on 15+ we wait for
+/// that ourselves (BASE_BACKUP with NOWAIT, `pg_stat_archiver` polled), on 13 the server
+/// does. With archive_command failing, the backup keeps waiting; once it works again,
+/// the backup ends DONE.
+fn backup_waiting_for_the_archiver(pg: &PgInstall) {
+    let setup = Setup::new(pg, "immediate_checkpoint = true");
+    setup.load(1);
+    let working = setup.cluster.psql("show archive_command");
+    setup
+        .cluster
+        .psql("alter system set archive_command = 'false'");
+    setup.cluster.psql("select pg_reload_conf()");
+    let mut child = crate::util::barman_command()
+        .arg("-c")
+        .arg(setup.scratch.config())
+        .args(["backup", "pg"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let label_stored = |s: &Setup| {
+        s.backup_ids()
+            .first()
+            .is_some_and(|id| s.base(id).join("data/backup_label").exists())
+    };
+    wait_until(60, "the copy to store backup_label", || {
+        label_stored(&setup)
+    });
+    // The archiver fails on the backup's segment (or an earlier one) while the backup waits.
+    let failures = || {
+        setup
+            .cluster
+            .psql("select failed_count from pg_stat_archiver")
+            .parse::<u64>()
+            .unwrap()
+    };
+    wait_until(60, "archive_command to fail", || failures() >= 2);
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the backup ended while its WAL was not archived"
+    );
+    let id = setup.backup_ids()[0].clone();
+    assert_eq!(field(&setup.info(&id), "status"), "STARTED");
+    setup.cluster.psql(&format!(
+        "alter system set archive_command = '{}'",
+        working.replace('\'', "''")
+    ));
+    setup.cluster.psql("select pg_reload_conf()");
+    // Before 14 the archiver retries on a new segment or a minute later, not on a reload.
+    setup.cluster.psql("create table wake_the_archiver ()");
+    setup.cluster.psql("select pg_switch_wal()");
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
+    let info = setup.info(&id);
+    assert_eq!(field(&info, "status"), "DONE", "{info}\n{stdout}\n{stderr}");
+    assert!(stdout.contains(field(&info, "end_wal")), "{stdout}");
+}
+
+#[test]
+fn a_backup_waits_for_the_archiver_pg15() {
+    run_live(15, backup_waiting_for_the_archiver);
+}
+
+#[test]
+fn a_backup_waits_for_the_archiver_pg13() {
+    run_live(13, backup_waiting_for_the_archiver);
+}
+
+#[test]
+fn a_backup_waits_for_the_archiver_pg18() {
+    run_live(18, backup_waiting_for_the_archiver);
+}
+
 /// A tmpfs mounted on a directory, unmounted on drop (also when the test panics).
 struct Tmpfs {
     dir: PathBuf,
