@@ -1,14 +1,16 @@
-//! A scripted fake PostgreSQL 15 server, for what a real one never sends: hostile tar
-//! entries, a manifest that lies about a file.
+//! A scripted fake PostgreSQL server (15, or 14 with the older stream), for what a real
+//! one never sends: hostile tar entries, a manifest that lies about a file.
 //!
 //! It listens on 127.0.0.1 (any port), one thread per connection, and speaks just enough of
 //! the v3 protocol (PROTOCOL.md §1, §3.3, §3.5) for `barman backup`: an SSLRequest is
 //! refused (`N`), any StartupMessage is accepted without a password (trust), then
-//! ParameterStatus (`server_version` 15.4), BackendKeyData, ReadyForQuery. Simple queries
-//! are answered from a table of the statements `src/backup/executor.rs` sends (precheck,
-//! metadata, position, `pg_switch_wal()`, restore point) and the replication commands
-//! `IDENTIFY_SYSTEM` and `BASE_BACKUP`; BASE_BACKUP gets the 15+ single-COPY stream (`n`,
-//! `d`, `p`, `m` CopyData) carrying the [`Script`]'s archive and manifest. Any other
+//! ParameterStatus (`server_version` 15.4 or 14.10), BackendKeyData, ReadyForQuery. Simple
+//! queries are answered from a table of the statements `src/backup/executor.rs` sends
+//! (precheck, metadata, position, `pg_switch_wal()`, restore point, the archiver's
+//! progress) and the replication commands `IDENTIFY_SYSTEM` and `BASE_BACKUP`;
+//! BASE_BACKUP gets the 15+ single-COPY stream (`n`, `d`, `p`, `m` CopyData), or for 14
+//! one plain COPY for the archive (without the end-of-archive marker, which 13/14 do not
+//! send) and one for the manifest, carrying the [`Script`]'s archive and manifest. Any other
 //! statement gets an ErrorResponse naming it, and is recorded in [`FakeServer::unknown`]
 //! so that a test can tell a fake that was asked something new from a real failure.
 //!
@@ -39,6 +41,8 @@ pub struct Script {
     pub base_tar: Vec<u8>,
     /// The backup manifest, sent after the archive.
     pub manifest: Vec<u8>,
+    /// The major version the fake claims: 15, or 14 for the 13/14 stream.
+    pub major: u32,
 }
 
 /// A running fake server; stopped on drop.
@@ -217,7 +221,14 @@ impl Session {
         }
         let mut hello = message(b'R', &0u32.to_be_bytes());
         for (name, value) in [
-            ("server_version", "15.4"),
+            (
+                "server_version",
+                if self.script.major >= 15 {
+                    "15.4"
+                } else {
+                    "14.10"
+                },
+            ),
             ("server_encoding", "UTF8"),
             ("client_encoding", "UTF8"),
             ("DateStyle", "ISO, MDY"),
@@ -280,7 +291,11 @@ impl Session {
             result_set(
                 &["a", "b", "c", "d"],
                 &[vec![
-                    Some("150004"),
+                    Some(if self.script.major >= 15 {
+                        "150004"
+                    } else {
+                        "140010"
+                    }),
                     Some("f"),
                     Some("replica"),
                     Some(&sysid),
@@ -320,6 +335,23 @@ impl Session {
                 ]],
                 "SELECT 1",
             )
+        } else if sql.starts_with("SELECT current_setting('archive_mode'), last_archived_wal") {
+            // The backup's end segment (0/2000100 is in segment 2) is archived.
+            result_set(
+                &[
+                    "archive_mode",
+                    "last_archived_wal",
+                    "last_failed_wal",
+                    "last_failed_time",
+                ],
+                &[vec![
+                    Some("on"),
+                    Some("000000010000000000000002"),
+                    None,
+                    None,
+                ]],
+                "SELECT 1",
+            )
         } else if sql.starts_with("SELECT pg_switch_wal()") {
             result_set(&["pg_switch_wal"], &[vec![Some("0/2000200")]], "SELECT 1")
         } else if sql.starts_with("SELECT pg_create_restore_point(") {
@@ -336,8 +368,8 @@ impl Session {
         out
     }
 
-    /// The 15+ stream: start position, tablespace list, one COPY with the base archive and
-    /// the manifest, end position (PROTOCOL.md §3.3, §3.5).
+    /// Start position, tablespace list, the archive and the manifest (PROTOCOL.md §3.4 for
+    /// 14, §3.5 for 15), end position (§3.3).
     fn base_backup(&self) -> Vec<u8> {
         let script = &self.script;
         let mut out = result_set(
@@ -351,7 +383,37 @@ impl Session {
             &[vec![None, None, Some(&size_kb)]],
             "SELECT",
         ));
-        out.extend(message(b'H', &[0, 0, 0]));
+        if script.major < 15 {
+            // 13/14: a plain COPY per archive, no end-of-archive marker; the manifest in its own.
+            let archive = script
+                .base_tar
+                .strip_suffix(&[0u8; 1024])
+                .unwrap_or(&script.base_tar);
+            for body in [archive, &script.manifest] {
+                out.extend(message(b'H', &[0, 0, 0]));
+                for piece in body.chunks(3000) {
+                    out.extend(message(b'd', piece));
+                }
+                out.extend(message(b'c', b""));
+            }
+        } else {
+            out.extend(self.typed_copy());
+        }
+        out.extend(result_set(
+            &["recptr", "tli"],
+            &[vec![Some("0/2000100"), Some("1")]],
+            "SELECT",
+        ));
+        let mut complete = Vec::new();
+        cstr(&mut complete, "BASE_BACKUP");
+        out.extend(message(b'C', &complete));
+        out
+    }
+
+    /// 15+: one COPY with the archive and the manifest in typed CopyData.
+    fn typed_copy(&self) -> Vec<u8> {
+        let script = &self.script;
+        let mut out = message(b'H', &[0, 0, 0]);
         out.extend(copy_data(b'n', b"base.tar\0\0"));
         for piece in script.base_tar.chunks(3000) {
             out.extend(copy_data(b'd', piece));
@@ -365,14 +427,6 @@ impl Session {
             out.extend(copy_data(b'd', piece));
         }
         out.extend(message(b'c', b""));
-        out.extend(result_set(
-            &["recptr", "tli"],
-            &[vec![Some("0/2000100"), Some("1")]],
-            "SELECT",
-        ));
-        let mut complete = Vec::new();
-        cstr(&mut complete, "BASE_BACKUP");
-        out.extend(message(b'C', &complete));
         out
     }
 }

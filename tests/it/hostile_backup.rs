@@ -3,7 +3,8 @@
 //! Against the [`fake_server`](crate::fake_server) (no PostgreSQL needed): an honest stream
 //! is stored (so the fake itself is right), while a `BASE_BACKUP` archive holding a `../`
 //! path, an absolute path, or a symbolic link out of the backup with a file written through
-//! it makes `barman backup` fail, in the plain and the tar layout, naming the entry, with
+//! it makes `barman backup` fail, in the plain and the tar layout, over the 15+ stream and
+//! the 13/14 one (a COPY per archive, no end-of-archive marker), naming the entry, with
 //! nothing written outside the backup directory and the partial backup removed; a manifest
 //! whose checksum for a file differs from the data fails the backup naming the file.
 //!
@@ -20,6 +21,9 @@ use crate::util::{Run, Scratch};
 
 /// The two storage layouts a backup can have.
 const LAYOUTS: [(&str, &str); 2] = [("plain", ""), ("tar", "backup_compression = gzip\n")];
+
+/// The two BASE_BACKUP streams: 15+ (typed CopyData) and 13/14 (a COPY per archive).
+const MAJORS: [u32; 2] = [15, 14];
 
 /// A catalogue whose server `pg` is the fake, with a directory `outside` next to
 /// `barman_home` that hostile entries aim at.
@@ -146,10 +150,11 @@ fn hostile_cases(scratch: &Path, depth: usize) -> Vec<(&'static str, Vec<Vec<u8>
 
 #[test]
 fn an_honest_stream_from_the_fake_server_is_stored_in_both_layouts() {
-    for (layout, options) in LAYOUTS {
+    for (major, (layout, options)) in MAJORS.iter().flat_map(|m| LAYOUTS.map(|l| (*m, l))) {
         let script = Script {
             base_tar: fake_server::tar(&fake_server::honest_entries()),
             manifest: fake_server::manifest(&fake_server::honest_files(), None),
+            major,
         };
         let mut setup = FakeSetup::new(options);
         setup.serve(script);
@@ -201,7 +206,7 @@ fn an_honest_stream_from_the_fake_server_is_stored_in_both_layouts() {
 
 #[test]
 fn hostile_tar_entries_fail_the_backup_and_nothing_is_written_outside() {
-    for (layout, options) in LAYOUTS {
+    for (major, (layout, options)) in MAJORS.iter().flat_map(|m| LAYOUTS.map(|l| (*m, l))) {
         for case in 0..hostile_cases(Path::new("/"), 0).len() {
             let mut setup = FakeSetup::new(options);
             // base/<id>/data -> <id> -> base -> pg -> home -> scratch: five levels up.
@@ -216,9 +221,10 @@ fn hostile_tar_entries_fail_the_backup_and_nothing_is_written_outside() {
             setup.serve(Script {
                 base_tar: fake_server::tar(&entries),
                 manifest: fake_server::manifest(&fake_server::honest_files(), None),
+                major,
             });
             let run = setup.backup();
-            let what = format!("{layout}, {case}");
+            let what = format!("{major}, {layout}, {case}");
             run.code(1)
                 .stderr_has("ERROR: Backup failed copying files.\nDETAILS: ")
                 .stderr_has(&format!("refused tar entry \"{named}\" of base.tar"));
@@ -258,10 +264,12 @@ fn hostile_tar_entries_fail_the_backup_and_nothing_is_written_outside() {
 
 #[test]
 fn a_manifest_checksum_that_differs_from_the_data_fails_the_backup() {
-    for (layout, options) in LAYOUTS {
+    for (major, (layout, options)) in MAJORS.iter().flat_map(|m| LAYOUTS.map(|l| (*m, l))) {
+        let layout = format!("{major}, {layout}");
         let script = Script {
             base_tar: fake_server::tar(&fake_server::honest_entries()),
             manifest: fake_server::manifest(&fake_server::honest_files(), Some("base/1/1259")),
+            major,
         };
         let mut setup = FakeSetup::new(options);
         setup.serve(script);
