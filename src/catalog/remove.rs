@@ -7,7 +7,7 @@
 //! interrupted delete is finished by the next `cron`), then the data, the WAL, and the
 //! `backup.info` last.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -71,7 +71,9 @@ pub fn remove_wals(
     // 1. The catalogue no longer lists them.
     let text: String = keep.iter().map(|e| e.line_for(&db)).collect();
     fsutil::write_durably(&db, text.as_bytes())?;
-    // 2. The files go, a whole hash directory at once when all of it goes.
+    // 2. The files go one by one, then their hash directory if that emptied it. Never a
+    //    whole directory at once: archive-wal may be placing a newer segment in it right
+    //    now (it writes the file before it takes the xlog.db lock held here).
     let mut by_dir: BTreeMap<PathBuf, Vec<&XlogEntry>> = BTreeMap::new();
     for entry in &remove {
         let path = archived_path(wals, &entry.name);
@@ -80,59 +82,36 @@ pub fn remove_wals(
     }
     let mut removed = Vec::new();
     for (dir, entries) in by_dir {
-        let names: BTreeSet<&str> = entries.iter().map(|e| e.name.as_str()).collect();
-        let whole_dir = dir != wals
-            && fs::read_dir(&dir)
-                .map(|it| {
-                    it.filter_map(|e| e.ok())
-                        .all(|e| names.contains(e.file_name().to_string_lossy().as_ref()))
-                })
-                .unwrap_or(false);
-        let hooks_for = |entry: &XlogEntry| {
+        for entry in &entries {
             let mut hooks = Hooks::new(server, config_file, "wal_delete");
+            let path = archived_path(wals, &entry.name);
             hooks.env_wal(
                 &entry.name,
-                &archived_path(wals, &entry.name),
+                &path,
                 entry.size,
                 entry.time,
                 entry.compression.as_deref(),
             );
-            hooks
-        };
-        if whole_dir {
-            for entry in &entries {
-                hooks_for(entry).pre()?;
-            }
-            fs::remove_dir_all(&dir).with_context(|| format!("remove {}", dir.display()))?;
-            for entry in &entries {
-                hooks_for(entry).post();
-                removed.push(entry.name.clone());
-            }
-        } else {
-            for entry in &entries {
-                let hooks = hooks_for(entry);
-                hooks.pre()?;
-                let path = archived_path(wals, &entry.name);
-                match fs::remove_file(&path) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => {
-                        log::warn!(
-                            "Ignoring deletion of WAL file {} for server {}: {e}",
-                            entry.name,
-                            server.name
-                        );
-                        hooks.post();
-                        continue;
-                    }
+            hooks.pre()?;
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    log::warn!(
+                        "Ignoring deletion of WAL file {} for server {}: {e}",
+                        entry.name,
+                        server.name
+                    );
+                    hooks.post();
+                    continue;
                 }
-                hooks.post();
-                removed.push(entry.name.clone());
             }
-            // An emptied hash directory goes too.
-            if dir != wals {
-                let _ = fs::remove_dir(&dir);
-            }
+            hooks.post();
+            removed.push(entry.name.clone());
+        }
+        // An emptied hash directory goes too; one that received a file meanwhile stays.
+        if dir != wals {
+            let _ = fs::remove_dir(&dir);
         }
     }
     fsutil::fsync_dir(wals)?;

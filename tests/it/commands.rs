@@ -642,6 +642,33 @@ fn delete_the_oldest_backup_removes_its_files_and_the_wal_before_the_next() {
     );
 }
 
+/// archive-wal places a segment in its hash directory before it takes the xlog.db lock,
+/// so a delete that empties that directory may find a newcomer in it: the newcomer stays.
+#[test]
+fn a_segment_arriving_while_its_directory_is_emptied_is_kept() {
+    let scratch = Scratch::new(SERVERS);
+    catalogue_with_files(&scratch);
+    let dir = scratch.home().join("pg/wals/0000000100000000");
+    // Only the segments the delete removes are on disk...
+    for n in 5..=9 {
+        std::fs::remove_file(dir.join(format!("0000000100000000000000{n:02X}"))).unwrap();
+    }
+    // ...until segment 05 is archived in the middle of the delete.
+    let newcomer = dir.join("000000010000000000000005");
+    let config = std::fs::read_to_string(scratch.config()).unwrap().replace(
+        "[pg]\n",
+        &format!(
+            "[pg]\npre_wal_delete_script = test $BARMAN_SEGMENT != 000000010000000000000003 || echo new > {}\n",
+            newcomer.display()
+        ),
+    );
+    scratch.write_config(&config);
+    let out = scratch.barman(&["delete", "pg", "oldest"]).ok().to_string();
+    assert!(out.contains("\t000000010000000000000004\n"), "{out}");
+    assert_eq!(wal_names(&scratch), ["000000010000000000000005"]);
+    assert_eq!(std::fs::read_to_string(&newcomer).unwrap(), "new\n");
+}
+
 #[test]
 fn deleting_a_backup_with_an_older_one_keeps_all_wal() {
     let scratch = Scratch::new(SERVERS);
