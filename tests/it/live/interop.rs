@@ -444,7 +444,8 @@ fn normalise_check(text: &str) -> String {
 }
 
 /// `normalise_check`, and the values that depend on the moment they are computed (WAL rates
-/// over the time since the archiver's statistics were reset), and `show-servers`'
+/// over the time since the archiver's statistics were reset; the slot's `restart_lsn`,
+/// which a running receiver moves between the two commands), and `show-servers`'
 /// `pg_basebackup_*`/`pg_receivexlog_*` path and version, which name our binary (we need
 /// no `pg_basebackup` nor `pg_receivewal`).
 fn normalise(text: &str) -> String {
@@ -478,6 +479,12 @@ fn normalise(text: &str) -> String {
                         .unwrap_or(line.len() - start);
                 line.replace_range(start..end, "<varies>");
                 from = start;
+            }
+        }
+        if let Some(at) = line.find("restart_lsn='") {
+            let start = at + "restart_lsn='".len();
+            if let Some(len) = line[start..].find('\'') {
+                line.replace_range(start..start + len, "<varies>");
             }
         }
         out.push_str(&line);
