@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use barman_protocol::stream::base_backup::{BackupEnd, BaseBackupEvent};
-use barman_protocol::wal::names::segment_file_name;
+use barman_protocol::wal::names::{is_segment_file_name, segment_file_name};
 use barman_protocol::{ConnInfo, Lsn, ReplicationConnection, WalSegmentSize};
 use chrono::{DateTime, Local};
 
@@ -837,10 +837,8 @@ async fn wait_for_archiver(
 /// archived: the archiver takes segments in name order, timeline first, so any segment
 /// name at or after it does. A history file or an empty name says nothing.
 fn segment_reached(last: &str, segment: &str) -> bool {
-    match last.get(..24) {
-        Some(name) => name.bytes().all(|b| b.is_ascii_hexdigit()) && name >= segment,
-        None => false,
-    }
+    last.get(..24)
+        .is_some_and(|name| is_segment_file_name(name) && name >= segment)
 }
 
 /// Barman's `_pg_get_metadata` and `_backup_info_from_start_location`.

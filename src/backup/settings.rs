@@ -64,10 +64,7 @@ impl BackupSettings {
                 ))
             }
         }
-        if let Some(encryption) = server
-            .text("encryption")
-            .filter(|e| !e.eq_ignore_ascii_case("none"))
-        {
+        if let Some(encryption) = server.encryption() {
             return Err(format!(
                 "encryption = {encryption} is not supported by this barman: the backup would be \
                  stored unencrypted; remove encryption from the configuration of server '{}', or \

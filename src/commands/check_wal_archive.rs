@@ -51,11 +51,9 @@ fn usable(names: &[String], timeline: Option<u32>) -> Result<(), String> {
     };
     let mut unexpected = 0;
     for name in names {
-        if !catalog::is_wal_file_name(name) {
-            return Err(format!("Unexpected file {name} found in WAL archive"));
-        }
-        let tli = u32::from_str_radix(&name[..8], 16)
-            .map_err(|_| format!("Unexpected file {name} found in WAL archive"))?;
+        let tli = crate::wal::timeline_of(name)
+            .filter(|_| catalog::is_wal_file_name(name))
+            .ok_or_else(|| format!("Unexpected file {name} found in WAL archive"))?;
         if timeline <= tli {
             unexpected += 1;
         }

@@ -461,16 +461,15 @@ fn restore(
         }
     };
     // WAL that Barman stored with gpg encryption would reach PostgreSQL as ciphertext.
-    let encrypted: Vec<String> = catalog::xlogdb::read(server)?
-        .into_iter()
-        .filter(|e| e.encryption.is_some() && plan.segments.contains(&e.name))
-        .map(|e| e.name)
-        .collect();
+    let encrypted = archive.encrypted(&plan.segments);
     if let Some(first) = encrypted.first() {
+        let more = match encrypted.len() - 1 {
+            0 => String::new(),
+            n => format!(" (and {n} more)"),
+        };
         out.error(&format!(
-            "WAL file {first} (and {} more) needed by this recovery is encrypted, which this \
-             barman does not support",
-            encrypted.len() - 1
+            "WAL file {first}{more} needed by this recovery is encrypted, which this \
+             barman does not support"
         ));
         out.hint("restore with Python Barman (barman recover, with the gpg passphrase)");
         return Ok(None);

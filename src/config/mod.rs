@@ -284,6 +284,13 @@ impl ServerConfig {
         }
     }
 
+    /// The `encryption` setting when it asks for one (`gpg`), which this implementation
+    /// does not do: what would be stored must not pretend to be encrypted.
+    pub fn encryption(&self) -> Option<&str> {
+        self.text("encryption")
+            .filter(|e| !e.eq_ignore_ascii_case("none"))
+    }
+
     /// A path option.
     pub fn path(&self, name: &str) -> Option<&Path> {
         self.text(name).map(Path::new)

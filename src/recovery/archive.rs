@@ -29,6 +29,8 @@ pub struct Archive {
     seg_size: WalSegmentSize,
     system_identifier: Option<u64>,
     segments: BTreeSet<String>,
+    /// Segments Barman stored with gpg encryption (which we cannot read).
+    encrypted: BTreeSet<String>,
     histories: BTreeMap<u32, TimelineHistory>,
     stored: BTreeMap<String, SegmentSummary>,
     computed: BTreeMap<String, Option<SegmentSummary>>,
@@ -47,8 +49,12 @@ impl Archive {
             .to_path_buf();
         let entries = xlogdb::read(server)?;
         let mut segments = BTreeSet::new();
+        let mut encrypted = BTreeSet::new();
         let mut histories = BTreeMap::new();
         for entry in &entries {
+            if entry.is_segment() && entry.encryption.is_some() {
+                encrypted.insert(entry.name.clone());
+            }
             if entry.is_segment() {
                 // A file listed but gone (deleted by hand) is as good as missing.
                 if archived_path(&wals, &entry.name).is_file() {
@@ -80,10 +86,20 @@ impl Archive {
             seg_size,
             system_identifier,
             segments,
+            encrypted,
             histories,
             stored,
             computed: BTreeMap::new(),
         })
+    }
+
+    /// Those of `names` that Barman stored encrypted, in order.
+    pub fn encrypted<'n>(&self, names: impl IntoIterator<Item = &'n String>) -> Vec<&'n str> {
+        names
+            .into_iter()
+            .filter(|n| self.encrypted.contains(*n))
+            .map(String::as_str)
+            .collect()
     }
 
     /// Where an archived file is.

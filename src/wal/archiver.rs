@@ -190,10 +190,7 @@ pub fn archive(
     if verbose {
         out.info_unlogged(&header);
     }
-    if let Some(encryption) = server
-        .text("encryption")
-        .filter(|e| !e.eq_ignore_ascii_case("none"))
-    {
+    if let Some(encryption) = server.encryption() {
         anyhow::bail!(
             "encryption = {encryption} is not supported by this barman: WAL files would be \
              stored unencrypted; remove encryption from the configuration of server '{}', or \
