@@ -191,6 +191,20 @@ impl Fixture {
         last
     }
 
+    /// The workload of the restore-point tests: table `t` (created with `create_suffix`,
+    /// e.g. a tablespace clause) with rows 1-100 in backup 20260101T000000, rows up to
+    /// 150 before restore point `rp`, up to 300 after it, all archived.
+    pub fn rows_around_restore_point(&self, create_suffix: &str) {
+        let c = &self.cluster;
+        c.psql(&format!("create table t (id int){create_suffix}"));
+        c.psql("insert into t select generate_series(1, 100)");
+        self.backup("20260101T000000");
+        c.psql("insert into t select generate_series(101, 150)");
+        c.psql("select pg_create_restore_point('rp')");
+        c.psql("insert into t select generate_series(151, 300)");
+        self.archive_all();
+    }
+
     /// `barman restore pg ARGS...`.
     pub fn restore(&self, args: &[&str]) -> Run {
         let mut all = vec!["restore", "pg"];

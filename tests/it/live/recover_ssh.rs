@@ -133,14 +133,7 @@ impl Drop for Sshd {
 fn remote_restore_over_ssh_pg15() {
     run_live(15, |pg: &PgInstall| {
         let f = Fixture::new(pg);
-        let c = &f.cluster;
-        c.psql("create table t (id int) tablespace tbs");
-        c.psql("insert into t select generate_series(1, 100)");
-        f.backup("20260101T000000");
-        c.psql("insert into t select generate_series(101, 150)");
-        c.psql("select pg_create_restore_point('rp')");
-        c.psql("insert into t select generate_series(151, 300)");
-        f.archive_all();
+        f.rows_around_restore_point(" tablespace tbs");
 
         let sshd = Sshd::start(&f.path("ssh"));
         // The "remote host" writes as the server's user, into a directory it owns.

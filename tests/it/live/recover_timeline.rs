@@ -185,14 +185,7 @@ live_test!(
     delta_restore_brings_a_used_data_directory_back,
     |pg: &PgInstall| {
         let f = Fixture::new(pg);
-        let c = &f.cluster;
-        c.psql("create table t (id int)");
-        c.psql("insert into t select generate_series(1, 100)");
-        f.backup("20260101T000000");
-        c.psql("insert into t select generate_series(101, 150)");
-        c.psql("select pg_create_restore_point('rp')");
-        c.psql("insert into t select generate_series(151, 300)");
-        f.archive_all();
+        f.rows_around_restore_point("");
 
         // A first recovery, started and used: rows changed, a table and a file added.
         let dest = f.path("delta");
@@ -257,14 +250,7 @@ live_test!(
     get_wal_restore_command_feeds_a_recovering_server,
     |pg: &PgInstall| {
         let f = Fixture::new(pg);
-        let c = &f.cluster;
-        c.psql("create table t (id int)");
-        c.psql("insert into t select generate_series(1, 100)");
-        f.backup("20260101T000000");
-        c.psql("insert into t select generate_series(101, 150)");
-        c.psql("select pg_create_restore_point('rp')");
-        c.psql("insert into t select generate_series(151, 300)");
-        f.archive_all();
+        f.rows_around_restore_point("");
 
         let (dest, _) = f.restore_latest(
             "getwal",
