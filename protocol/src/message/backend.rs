@@ -80,12 +80,20 @@ impl BackendMessage {
             )));
         }
         if buf.len() < len + 1 {
-            buf.reserve(len + 1 - buf.len());
             return Ok(None);
         }
         buf.advance(5);
         let body = buf.split_to(len - 4).freeze();
         BackendMessage::decode(tag, body).map(Some)
+    }
+
+    /// The bytes the message at the front of `buf` takes in all (type byte, length and body),
+    /// once its 5-byte header is there: the room a reader needs before the message can be
+    /// whole. Use it after [`BackendMessage::parse`] returned `Ok(None)`, which checked the
+    /// length against its limit.
+    pub fn frame_len(buf: &[u8]) -> Option<usize> {
+        let header = buf.get(..5)?;
+        Some(u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize + 1)
     }
 
     /// Decodes a message body of type `tag` (without the type byte and length).
@@ -553,6 +561,8 @@ mod tests {
             let mut buf = BytesMut::from(&bytes[..cut]);
             assert_eq!(BackendMessage::parse(&mut buf, 1024).unwrap(), None);
             assert_eq!(buf.len(), cut, "a partial message is left in place");
+            let expected = (cut >= 5).then_some(bytes.len());
+            assert_eq!(BackendMessage::frame_len(&buf), expected);
         }
         let mut buf = BytesMut::from(&bytes[..]);
         let m = BackendMessage::parse(&mut buf, 1024).unwrap().unwrap();
