@@ -19,7 +19,7 @@ use bytes::{Buf, Bytes};
 use tokio::sync::mpsc::Receiver;
 
 use super::archive::{parse_archive_name, read_archive, ArchiveSpec, Destination};
-use super::compress::{decoder, Compression, Encoder, Method};
+use super::compress::{decoder, ArchiveWriter, Compression, Method};
 use super::manifest::{compare, ChecksumAlgorithm, Inventory, Manifest};
 
 /// What the network side sends to the storing side.
@@ -129,10 +129,12 @@ impl Feed {
     }
 }
 
-/// The data of the current archive; end of file at the next control chunk.
+/// The data of the current archive; end of file at the next control chunk. Every chunk
+/// also goes whole to `copy`, when there is one.
 struct ArchiveReader<'a> {
     feed: &'a mut Feed,
     done: bool,
+    copy: Option<&'a mut ArchiveWriter>,
 }
 
 impl Read for ArchiveReader<'_> {
@@ -142,7 +144,12 @@ impl Read for ArchiveReader<'_> {
                 return Ok(0);
             }
             match self.feed.rx.blocking_recv() {
-                Some(Chunk::Data(data)) => self.feed.current = data,
+                Some(Chunk::Data(data)) => {
+                    if let Some(copy) = self.copy.as_mut() {
+                        copy.send(data.clone())?;
+                    }
+                    self.feed.current = data;
+                }
                 Some(other) => {
                     self.feed.pending = Some(other);
                     self.done = true;
@@ -158,20 +165,6 @@ impl Read for ArchiveReader<'_> {
         let n = buf.len().min(self.feed.current.len());
         buf[..n].copy_from_slice(&self.feed.current[..n]);
         self.feed.current.advance(n);
-        Ok(n)
-    }
-}
-
-/// Reads pass through and are copied to a file.
-struct Tee<'a, R> {
-    inner: R,
-    copy: &'a mut Encoder,
-}
-
-impl<R: Read> Read for Tee<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.copy.write_all(&buf[..n])?;
         Ok(n)
     }
 }
@@ -290,9 +283,13 @@ fn store_archive(
     data_dir: &Path,
     inventory: &mut Inventory,
 ) -> Result<super::archive::ArchiveReport> {
-    let mut reader = ArchiveReader { feed, done: false };
     match plan.layout {
         Layout::Plain { server } => {
+            let mut reader = ArchiveReader {
+                feed,
+                done: false,
+                copy: None,
+            };
             let dest = match spec.tablespace {
                 Some(oid) => plan.backup_dir.join(oid.to_string()),
                 None => data_dir.to_path_buf(),
@@ -317,28 +314,29 @@ fn store_archive(
             }
             let path = data_dir.join(&name);
             let file = create_new(&path)?;
-            let mut encoder = Encoder::new(file, client.as_ref())
-                .with_context(|| format!("start compressing {}", path.display()))?;
+            let mut writer = ArchiveWriter::new(file, &path, client.as_ref())
+                .with_context(|| format!("start writing {}", path.display()))?;
             let report = {
-                let mut tee = Tee {
-                    inner: &mut reader,
-                    copy: &mut encoder,
+                let mut reader = ArchiveReader {
+                    feed,
+                    done: false,
+                    copy: Some(&mut writer),
                 };
                 let report = match server {
                     Some(m) => read_archive(
-                        decoder(m, &mut tee)?,
+                        decoder(m, &mut reader)?,
                         spec,
                         &Destination::Inspect,
                         inventory,
                     ),
-                    None => read_archive(&mut tee, spec, &Destination::Inspect, inventory),
+                    None => read_archive(&mut reader, spec, &Destination::Inspect, inventory),
                 }
                 .with_context(|| format!("store {}", path.display()))?;
-                io::copy(&mut tee, &mut io::sink())
+                io::copy(&mut reader, &mut io::sink())
                     .with_context(|| format!("write {}", path.display()))?;
                 report
             };
-            encoder
+            writer
                 .finish()
                 .with_context(|| format!("write {}", path.display()))?;
             Ok(report)
