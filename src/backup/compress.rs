@@ -83,7 +83,7 @@ pub enum Encoder {
     /// LZ4 frame.
     Lz4(lz4_flex::frame::FrameEncoder<BufWriter<WriteBehind>>),
     /// zstd.
-    Zstd(zstd::stream::write::Encoder<'static, BufWriter<WriteBehind>>),
+    Zstd(super::zstd_writer::ZstdWriter<BufWriter<WriteBehind>>),
 }
 
 const BUFFER: usize = 1 << 20;
@@ -103,13 +103,11 @@ impl Encoder {
                     ))
                 }
                 Method::Lz4 => Encoder::Lz4(lz4_flex::frame::FrameEncoder::new(out)),
-                Method::Zstd => {
-                    let mut e = zstd::stream::write::Encoder::new(out, c.level.unwrap_or(3))?;
-                    if let Some(workers) = c.workers.filter(|w| *w > 0) {
-                        e.multithread(workers)?;
-                    }
-                    Encoder::Zstd(e)
-                }
+                Method::Zstd => Encoder::Zstd(super::zstd_writer::ZstdWriter::new(
+                    out,
+                    c.level.unwrap_or(3),
+                    c.workers.unwrap_or(0),
+                )?),
             },
         })
     }

@@ -26,6 +26,7 @@ pub mod progress;
 pub mod settings;
 pub mod store;
 pub mod verify;
+pub mod zstd_writer;
 
 use std::sync::mpsc::Sender;
 
