@@ -259,6 +259,32 @@ live_test!(recover_to_each_target, |pg: &PgInstall| {
         "does not end in the WAL archive",
     );
     refused(&["--target-lsn", "0/1"], "is before the backup end LSN");
+    // WAL that Barman stored encrypted (gpg) would reach PostgreSQL as ciphertext.
+    let db_path = f.scratch.home().join("pg/wals/pg-xlog.db");
+    let db = std::fs::read_to_string(&db_path).unwrap();
+    let marked: String = db
+        .lines()
+        .map(|line| {
+            let mut fields: Vec<&str> = line.split('\t').collect();
+            if fields[0].len() == 24 && fields[0] >= w.begin_wal.as_str() {
+                fields.resize(5, "None");
+                fields[4] = "gpg";
+            }
+            fields.join("\t") + "\n"
+        })
+        .collect();
+    std::fs::write(&db_path, &marked).unwrap();
+    let needed = f.archived_from(&w.begin_wal);
+    assert!(needed.len() > 1, "{needed:?}");
+    refused(
+        &[],
+        &format!(
+            "WAL file {} (and {} more) needed by this recovery is encrypted, which this barman does not support",
+            needed[0],
+            needed.len() - 1
+        ),
+    );
+    std::fs::write(&db_path, &db).unwrap();
     // A non-empty destination.
     let busy = f.path("busy");
     std::fs::create_dir_all(&busy).unwrap();
