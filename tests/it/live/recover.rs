@@ -227,10 +227,11 @@ live_test!(recover_to_each_target, |pg: &PgInstall| {
     // 3. Refusals, before anything is written.
     let refused = |args: &[&str], message: &str| {
         let dest = f.path("refused");
+        let refused_tbs = tbs("refused_tbs");
         let mut all = args.to_vec();
         all.extend([
             "--tablespace",
-            "tbs:/nonexistent/tbs",
+            &refused_tbs,
             "latest",
             dest.to_str().unwrap(),
         ]);
@@ -240,6 +241,10 @@ live_test!(recover_to_each_target, |pg: &PgInstall| {
         assert!(
             is_empty_or_missing(&dest),
             "{args:?} touched the destination"
+        );
+        assert!(
+            is_empty_or_missing(&f.path("refused_tbs")),
+            "{args:?} touched the tablespace destination"
         );
     };
     refused(

@@ -118,19 +118,26 @@ live_test!(recover_follows_a_later_timeline, |pg: &PgInstall| {
 
     // A restore point that only timeline 2 has, asked for on timeline 1: refused.
     let dest = f.path("refused");
+    let refused_tbs = f.path("refused_tbs");
     let run = f.restore(&[
         "--target-tli",
         "1",
         "--target-name",
         "on_tl2",
         "--tablespace",
-        "tbs:/nonexistent/tbs",
+        &format!("tbs:{}", refused_tbs.display()),
         "latest",
         dest.to_str().unwrap(),
     ]);
     assert_ne!(run.code, 0, "{}", run.stdout);
     assert!(run.stderr.contains("'on_tl2'"), "{}", run.stderr);
-    assert!(!dest.exists() || std::fs::read_dir(&dest).unwrap().next().is_none());
+    for untouched in [&dest, &refused_tbs] {
+        assert!(
+            !untouched.exists() || std::fs::read_dir(untouched).unwrap().next().is_none(),
+            "the refused restore wrote into {}",
+            untouched.display()
+        );
+    }
     f.cluster.start_again();
 });
 
