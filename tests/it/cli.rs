@@ -51,13 +51,18 @@ fn unknown_commands_and_options_are_usage_errors() {
 
 #[test]
 fn a_missing_config_file_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("barman.conf");
     let run = Run::of({
         let mut c = barman_command();
-        c.args(["-c", "/nonexistent/barman.conf", "list-servers"]);
+        c.arg("-c").arg(&missing).arg("list-servers");
         c
     });
     run.code(2)
-        .stderr_has("ERROR: Configuration file '/nonexistent/barman.conf' does not exist")
+        .stderr_has(&format!(
+            "ERROR: Configuration file '{}' does not exist",
+            missing.display()
+        ))
         .stderr_has("HINT: ");
 }
 

@@ -126,16 +126,21 @@ fn a_configuration_directory_that_is_a_file_is_an_error() {
 #[test]
 fn a_missing_configuration_directory_only_warns() {
     let scratch = Scratch::new(PG);
+    let missing = scratch.path().join("no-such-dir/barman.d");
     let text = std::fs::read_to_string(scratch.config()).unwrap().replacen(
         "[barman]\n",
-        "[barman]\nconfiguration_files_directory = /nonexistent/barman.d\n",
+        &format!(
+            "[barman]\nconfiguration_files_directory = {}\n",
+            missing.display()
+        ),
         1,
     );
     scratch.write_config(&text);
     let run = scratch.barman(&["list-servers"]);
-    run.code(0).stderr_has(
-        "WARNING: Ignoring the \"configuration_files_directory\" option as \"/nonexistent/barman.d\" is not a directory",
-    );
+    run.code(0).stderr_has(&format!(
+        "WARNING: Ignoring the \"configuration_files_directory\" option as \"{}\" is not a directory",
+        missing.display()
+    ));
 }
 
 #[test]

@@ -186,16 +186,23 @@ fn get_wal_errors_use_barmans_exit_codes() {
         .barman(&["get-wal", "pg", "not-a-wal"])
         .code(3)
         .stderr_has("ERROR: 'not-a-wal' is not a valid wal file name");
+    // A directory under a regular file cannot be created, not even by root.
+    let not_a_dir = scratch.path().join("a-file");
+    std::fs::write(&not_a_dir, "x").unwrap();
+    let target = not_a_dir.join("dir");
     scratch
         .barman(&[
             "get-wal",
             "-o",
-            "/nonexistent/dir",
+            target.to_str().unwrap(),
             "pg",
             "000000010000000000000001",
         ])
         .code(3)
-        .stderr_has("ERROR: Unable to write '/nonexistent/dir/000000010000000000000001' file");
+        .stderr_has(&format!(
+            "ERROR: Unable to write '{}/000000010000000000000001' file",
+            target.display()
+        ));
     assert_eq!(
         scratch
             .barman(&["get-wal", "-t", "pg", "000000010000000000000001"])
