@@ -32,7 +32,7 @@ use super::settings::BackupSettings;
 use super::store::{store, tree_size, Chunk, StorePlan, Stored};
 use super::{Progress, Report, ReportSink, Reporter};
 use crate::catalog::backup_info::Tablespace;
-use crate::catalog::check::{check_wals, WalCheck};
+use crate::catalog::check::{check_backup_wals, WalCheck};
 use crate::catalog::pyliteral::PyValue;
 use crate::catalog::remove::{archived_path, remove_wals, save_info, BackupPaths};
 use crate::catalog::{self, BackupInfo, BackupStatus};
@@ -1141,38 +1141,14 @@ fn check_backup(job: &Job<'_>, rep: &Reporter, info: &mut BackupInfo) -> Result<
     )) else {
         return Ok(());
     };
-    let wals = server.path("wals_directory").unwrap_or(Path::new("."));
-    let timeline = info
-        .begin_wal
-        .as_deref()
-        .and_then(|b| b.get(..8))
-        .unwrap_or("")
-        .to_string();
-    let latest = catalog::latest_archived_wals(server)?;
-    let last = latest
-        .get(&timeline)
-        .map(|w| w.name.get(..24).unwrap_or(&w.name).to_string());
-    let outcome = check_wals(
-        info.begin_wal.as_deref(),
-        info.end_wal.as_deref(),
-        info.xlog_segment_size.unwrap_or(16 << 20),
-        last.as_deref(),
-        &|name| archived_path(wals, name).exists(),
-    );
-    let Some(status) = outcome.status() else {
-        return Ok(());
-    };
-    if let WalCheck::Missing(name) = &outcome {
-        info.error = Some(format!(
-            "At least one WAL file is missing. The first missing WAL file is {name}"
-        ));
+    let before = info.status;
+    if let WalCheck::Missing(_) = check_backup_wals(server, info)? {
         rep.error(format!(
             "This backup has been marked as FAILED due to the following reason: {}",
             info.error.as_deref().unwrap_or_default()
         ));
     }
-    if info.status != Some(status) {
-        info.status = Some(status);
+    if info.status != before {
         save_info(&BackupPaths::of(server, &info.backup_id), info)?;
     }
     Ok(())

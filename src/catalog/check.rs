@@ -6,7 +6,9 @@
 use barman_protocol::wal::names;
 use barman_protocol::{WalSegNo, WalSegmentSize};
 
-use super::BackupStatus;
+use super::remove::archived_path;
+use super::{BackupInfo, BackupStatus};
+use crate::config::ServerConfig;
 
 /// The outcome of the check.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +33,43 @@ impl WalCheck {
             WalCheck::Missing(_) => Some(BackupStatus::Failed),
         }
     }
+}
+
+/// Check `info`'s WAL against the archive of `server` and record the outcome in `info`:
+/// the status it leads to and, for a missing segment, the error Barman writes. Saving
+/// `info` and reporting are the caller's.
+pub fn check_backup_wals(
+    server: &ServerConfig,
+    info: &mut BackupInfo,
+) -> std::io::Result<WalCheck> {
+    let wals = server
+        .path("wals_directory")
+        .unwrap_or(std::path::Path::new("."));
+    let timeline = info
+        .begin_wal
+        .as_deref()
+        .and_then(|b| b.get(..8))
+        .unwrap_or("");
+    let latest = super::latest_archived_wals(server)?;
+    let last = latest
+        .get(timeline)
+        .map(|w| w.name.get(..24).unwrap_or(&w.name).to_string());
+    let outcome = check_wals(
+        info.begin_wal.as_deref(),
+        info.end_wal.as_deref(),
+        info.xlog_segment_size.unwrap_or(16 << 20),
+        last.as_deref(),
+        &|name| archived_path(wals, name).exists(),
+    );
+    if let WalCheck::Missing(name) = &outcome {
+        info.error = Some(format!(
+            "At least one WAL file is missing. The first missing WAL file is {name}"
+        ));
+    }
+    if let Some(status) = outcome.status() {
+        info.status = Some(status);
+    }
+    Ok(outcome)
 }
 
 /// The segment names from `begin` to `end` inclusive (same timeline), for a segment

@@ -5,8 +5,8 @@
 use anyhow::Result;
 
 use super::{select_one_server, Context};
-use crate::catalog::check::{check_wals, WalCheck};
-use crate::catalog::remove::{archived_path, save_info, BackupPaths};
+use crate::catalog::check::{check_backup_wals, WalCheck};
+use crate::catalog::remove::{save_info, BackupPaths};
 use crate::catalog::{self, BackupStatus};
 
 /// Run `check-backup`.
@@ -36,35 +36,11 @@ pub fn run(ctx: &mut Context, server: &str, backup: &str) -> Result<()> {
     let mut info = catalog::read_backups(server)?
         .remove(&id)
         .ok_or_else(|| anyhow::anyhow!("backup {id} of server '{}' disappeared", server.name))?;
-    let wals = server
-        .path("wals_directory")
-        .unwrap_or(std::path::Path::new("."));
-    let timeline = info
-        .begin_wal
-        .as_deref()
-        .and_then(|b| b.get(..8))
-        .unwrap_or("");
-    let latest = catalog::latest_archived_wals(server)?;
-    let last = latest
-        .get(timeline)
-        .map(|w| w.name.get(..24).unwrap_or(&w.name).to_string());
-    let outcome = check_wals(
-        info.begin_wal.as_deref(),
-        info.end_wal.as_deref(),
-        info.xlog_segment_size.unwrap_or(16 << 20),
-        last.as_deref(),
-        &|name| archived_path(wals, name).exists(),
-    );
+    let before = info.status;
+    let outcome = check_backup_wals(server, &mut info)?;
     let Some(status) = outcome.status() else {
         return Ok(());
     };
-    let before = info.status;
-    if let WalCheck::Missing(name) = &outcome {
-        info.error = Some(format!(
-            "At least one WAL file is missing. The first missing WAL file is {name}"
-        ));
-    }
-    info.status = Some(status);
     if info.status != before || matches!(outcome, WalCheck::Missing(_)) {
         save_info(&BackupPaths::of(server, &id), &info)?;
     }
