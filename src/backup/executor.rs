@@ -1012,17 +1012,8 @@ fn new_backup_id(server: &ServerConfig) -> String {
 }
 
 fn make_directories(server: &ServerConfig) -> Result<()> {
-    for option in [
-        "backup_directory",
-        "basebackups_directory",
-        "wals_directory",
-        "incoming_wals_directory",
-        "streaming_wals_directory",
-        "errors_directory",
-    ] {
-        if let Some(dir) = server.path(option) {
-            fsutil::create_dir_all(dir)?;
-        }
+    for dir in server.directories() {
+        fsutil::create_dir_all(dir)?;
     }
     if let Some(dir) = server.path("backup_directory") {
         fsutil::create_dir_all(&dir.join("meta"))?;

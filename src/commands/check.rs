@@ -375,18 +375,9 @@ fn run_checks(
     }
     // 11. Directories.
     let mut dir_error = None;
-    for option in [
-        "backup_directory",
-        "basebackups_directory",
-        "wals_directory",
-        "incoming_wals_directory",
-        "streaming_wals_directory",
-        "errors_directory",
-    ] {
-        if let Some(path) = server.path(option) {
-            if let Err(e) = fsutil::create_dir_all(path) {
-                dir_error.get_or_insert(format!("{}: {e:#}", path.display()));
-            }
+    for path in server.directories() {
+        if let Err(e) = fsutil::create_dir_all(path) {
+            dir_error.get_or_insert(format!("{}: {e:#}", path.display()));
         }
     }
     let ok = dir_error.is_none();

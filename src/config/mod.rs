@@ -1132,6 +1132,14 @@ const SERVER_PATHS: &[&str] = &[
     "wals_directory",
 ];
 
+impl ServerConfig {
+    /// The server's own directories (backups, WAL, incoming, errors) that are set; each
+    /// belongs to this server alone.
+    pub fn directories(&self) -> impl Iterator<Item = &Path> + '_ {
+        SERVER_PATHS.iter().filter_map(|label| self.path(label))
+    }
+}
+
 /// Paths shared inside a server disable it; paths shared between servers are global
 /// errors (as in Barman's `_check_conflicting_paths`).
 fn check_conflicting_paths(servers: &mut BTreeMap<String, ServerConfig>) -> Vec<String> {
