@@ -2,15 +2,18 @@
 //! archive_command delivering WAL into `incoming/` (so backups reach DONE without
 //! receive-wal): a plain backup of a pgbench cluster with a tablespace reaches DONE, matches
 //! its manifest (our `verify-backup`, and `pg_verifybackup` 15 where it reads the manifest
-//! version) and starts as a server with the same data; compressed backups keep tar files
-//! whose members match the manifest; a backup whose server stops mid-way ends FAILED with
-//! nothing stored, and a concurrent backup is refused by the lock.
+//! version); every storage format (plain, and gzip, lz4 and zstd tar compressed by us or by
+//! the server) matches its manifest and, restored by hand (copied, or unpacked with the
+//! ordinary decoders), starts with the same data and clean page checksums; a backup whose
+//! server stops mid-way ends FAILED with nothing stored, and a concurrent backup is refused
+//! by the lock.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::harness::{
-    client_bin, copy_dir, give_tree_to_server_user, live_test, run_live, PgCluster, PgInstall,
+    client_bin, client_command, copy_dir, give_tree_to_server_user, live_test, run_live, run_ok,
+    server_command, PgCluster, PgInstall,
 };
 use crate::util::{Run, Scratch};
 
@@ -111,25 +114,98 @@ fn field<'a>(info: &'a str, key: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {key} in\n{info}"))
 }
 
-/// Copy a plain backup to `dest` (tablespaces relinked to copies) with the archived WAL in
-/// pg_wal, start it and return the cluster.
-fn start_restored(pg: &PgInstall, setup: &Setup, id: &str, dest: &Path) -> PgCluster {
+/// Unpack one stored tar archive (`name` ends in `.tar`, `.tar.gz`, `.tar.lz4` or `.tar.zst`)
+/// into `dest` with the ordinary decoders, as a DBA would with `tar -x`.
+fn untar(archive: &Path, dest: &Path) {
+    let name = archive.file_name().unwrap().to_string_lossy().into_owned();
+    let file = std::fs::File::open(archive).unwrap();
+    let reader: Box<dyn std::io::Read> = if name.ends_with(".tar.gz") {
+        Box::new(flate2::read::GzDecoder::new(file))
+    } else if name.ends_with(".tar.lz4") {
+        Box::new(lz4_flex::frame::FrameDecoder::new(file))
+    } else if name.ends_with(".tar.zst") {
+        Box::new(zstd::stream::read::Decoder::new(file).unwrap())
+    } else {
+        assert!(name.ends_with(".tar"), "not a tar archive: {name}");
+        Box::new(file)
+    };
+    std::fs::create_dir_all(dest).unwrap();
+    let mut tar = tar::Archive::new(reader);
+    tar.set_preserve_permissions(true);
+    tar.unpack(dest)
+        .unwrap_or_else(|err| panic!("untar {}: {err}", archive.display()));
+}
+
+/// Restore a backup by hand into `dest/data`, without barman: a plain backup is copied, a
+/// tar backup unpacked (`base.tar*` into the data directory, `<oid>.tar*` into its own
+/// directory); each tablespace link then points to its copy under `dest`, and the archived
+/// WAL goes into pg_wal.
+fn restore_by_hand(setup: &Setup, id: &str, dest: &Path) -> PathBuf {
+    let stored = setup.base(id).join("data");
     let data = dest.join("data");
-    copy_dir(&setup.base(id).join("data"), &data);
-    let links = data.join("pg_tblspc");
-    for entry in std::fs::read_dir(&links).unwrap() {
-        let entry = entry.unwrap();
-        let target = std::fs::read_link(entry.path()).unwrap();
+    let mut tablespaces = Vec::new();
+    if stored.join("PG_VERSION").exists() {
+        copy_dir(&stored, &data);
+        for entry in std::fs::read_dir(data.join("pg_tblspc")).unwrap() {
+            let link = entry.unwrap().path();
+            let target = std::fs::read_link(&link).unwrap();
+            assert!(
+                target.starts_with(setup.base(id)),
+                "tablespace link {} points outside the backup: {}",
+                link.display(),
+                target.display()
+            );
+            let copy = dest.join(format!(
+                "ts_{}",
+                link.file_name().unwrap().to_string_lossy()
+            ));
+            copy_dir(&target, &copy);
+            tablespaces.push((link, copy));
+        }
+    } else {
+        let mut archives: Vec<PathBuf> = std::fs::read_dir(&stored)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.file_name().unwrap().to_string_lossy().contains(".tar"))
+            .collect();
+        archives.sort();
         assert!(
-            target.starts_with(setup.base(id)),
-            "tablespace link {} points outside the backup: {}",
-            entry.path().display(),
-            target.display()
+            archives.iter().any(|a| a
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("base.tar")),
+            "no base archive in {}: {archives:?}",
+            stored.display()
         );
-        let copy = dest.join(format!("ts_{}", entry.file_name().to_string_lossy()));
-        copy_dir(&target, &copy);
-        std::fs::remove_file(entry.path()).unwrap();
-        std::os::unix::fs::symlink(&copy, entry.path()).unwrap();
+        for archive in &archives {
+            let name = archive.file_name().unwrap().to_string_lossy().into_owned();
+            let stem = name.split(".tar").next().unwrap().to_string();
+            if stem == "base" {
+                untar(archive, &data);
+            } else {
+                assert!(stem.parse::<u32>().is_ok(), "unexpected archive {name}");
+                let copy = dest.join(format!("ts_{stem}"));
+                untar(archive, &copy);
+                tablespaces.push((data.join("pg_tblspc").join(&stem), copy));
+            }
+        }
+        assert!(
+            !data.join("tablespace_map").exists(),
+            "tar backups keep their links"
+        );
+    }
+    // The links of the backup point to its own copy or to the source's tablespace: point
+    // them to the restored copies instead.
+    for (link, copy) in tablespaces {
+        assert!(
+            link.symlink_metadata()
+                .is_ok_and(|m| m.file_type().is_symlink()),
+            "no tablespace link {}",
+            link.display()
+        );
+        std::fs::remove_file(&link).unwrap();
+        std::os::unix::fs::symlink(&copy, &link).unwrap();
     }
     let wals = setup.scratch.home().join("pg/wals");
     for dir in std::fs::read_dir(&wals).unwrap() {
@@ -146,7 +222,50 @@ fn start_restored(pg: &PgInstall, setup: &Setup, id: &str, dest: &Path) -> PgClu
     }
     // The copy must not archive into the catalogue of the source.
     std::fs::write(data.join("postgresql.auto.conf"), "archive_mode = off\n").unwrap();
-    PgCluster::start_existing(pg, &data)
+    data
+}
+
+/// Restore a backup by hand, start it and check it: the same data as `expected`, every
+/// relation of the database readable with its page checksums (the server verifies them as
+/// it reads each page), and on 15, whose tools are installed here (the other majors have
+/// only their server binaries, and a tablespace's directory is named for its major),
+/// `pg_amcheck` and, once stopped, `pg_checksums --check` clean.
+fn restores_and_checks(pg: &PgInstall, setup: &Setup, id: &str, expected: &str, what: &str) {
+    let dest = tempfile::Builder::new()
+        .prefix("barman-restored-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let data = restore_by_hand(setup, id, dest.path());
+    let mut restored = PgCluster::start_existing(pg, &data);
+    assert_eq!(setup.checksum(&restored), expected, "{what}: data differ");
+    restored.psql(
+        "do $$ declare r record; begin \
+           for r in select c.oid::regclass as rel from pg_class c where c.relkind in ('r', 'm', 't') loop \
+             execute 'select count(*) from ' || r.rel; \
+           end loop; end $$",
+    );
+    if pg.major == 15 {
+        // Debian's 15 has contrib, so amcheck: heap and B-tree structure of every database.
+        let mut command = client_command("pg_amcheck");
+        command
+            .arg("--install-missing")
+            .arg("--all")
+            .arg("--heapallindexed")
+            .arg("-h")
+            .arg(restored.socket_dir())
+            .arg("-p")
+            .arg(restored.port().to_string())
+            .args(["-U", "postgres"]);
+        run_ok(&mut command, &format!("{what}: pg_amcheck"));
+    }
+    restored.stop();
+    if pg.major == 15 {
+        let mut command = server_command(&pg.client_bin("pg_checksums"));
+        command.arg("--check").arg("-D").arg(&data);
+        let output = run_ok(&mut command, &format!("{what}: pg_checksums --check"));
+        let report = String::from_utf8_lossy(&output.stdout);
+        assert!(report.contains("Bad checksums:  0"), "{what}: {report}");
+    }
 }
 
 live_test!(
@@ -251,13 +370,7 @@ live_test!(
             "{listed}"
         );
         // The backup plus the archived WAL starts and holds the data.
-        let restored_dir = tempfile::Builder::new()
-            .prefix("barman-restored-")
-            .tempdir_in("/tmp")
-            .unwrap();
-        let restored = start_restored(pg, &setup, id, restored_dir.path());
-        assert_eq!(setup.checksum(&restored), expected);
-        drop(restored);
+        restores_and_checks(pg, &setup, id, &expected, "plain backup");
         // A damaged file is found by verify-backup.
         let victim = data.join("PG_VERSION");
         std::fs::write(&victim, "99\n").unwrap();
@@ -269,10 +382,10 @@ live_test!(
 );
 
 live_test!(
-    compressed_backups_keep_tar_files_matching_the_manifest,
+    every_storage_format_matches_its_manifest_and_restores_by_hand,
     |pg: &PgInstall| {
         let setup = Setup::new(pg, "immediate_checkpoint = true");
-        setup.load(1);
+        let expected = setup.load(1);
         let mut cases: Vec<(&str, &str, Vec<&str>)> = vec![
             (
                 "gzip",
@@ -305,6 +418,11 @@ live_test!(
         ));
         }
         if pg.major == 15 {
+            cases.push((
+                "lz4",
+                "backup_compression = lz4\nbackup_compression_location = server",
+                vec!["base.tar.lz4", "backup_manifest"],
+            ));
             cases.push((
             "zstd",
             "backup_compression = zstd\nbackup_compression_location = server\nbackup_compression_level = 5",
@@ -347,6 +465,7 @@ live_test!(
                 "{options}: {}",
                 verified.stderr
             );
+            restores_and_checks(pg, &setup, &id, &expected, options);
         }
     }
 );
