@@ -6,6 +6,16 @@
 //! Level 1 of that setting turns it off, as zstd 1.5.6 and earlier (and the libzstd
 //! `pg_basebackup` links, on Debian 1.5.4) compressed. The frames are ordinary zstd
 //! frames, read by any zstd decoder.
+//!
+//! With workers, each job of the stream (8 MiB at level 3) starts from a copy of the end of
+//! the job before, `ZSTD_c_overlapLog`: by default an eighth of the window (256 KiB). The
+//! smallest overlap (log 1, a 256th: 8 KiB) compressed base backups better, not worse, and
+//! needs 7 MiB less: on pgbench clusters at scale 100, with and without data checksums and
+//! with the tar entries shifted by 512 to 4096 bytes, 0.5% to 1.5% smaller than with the
+//! default overlap (which lands between 0.3% under and 0.8% over `pg_basebackup`'s
+//! one-threaded zstd, depending on the shift), and 0.4% to 1.3% smaller than
+//! `pg_basebackup`; on a tar of libraries and documents 0.3% larger than with the default,
+//! level with one thread.
 
 use std::ffi::CStr;
 use std::io::{self, Write};
@@ -19,6 +29,10 @@ const BLOCK_SPLITTER_LEVEL: ZSTD_cParameter = ZSTD_cParameter::ZSTD_c_experiment
 
 /// The libzstd version whose experimental parameter numbers are used here (1.5.7).
 const KNOWN_VERSION: u32 = 10507;
+
+/// `ZSTD_c_overlapLog` with workers: the smallest overlap between jobs (see the module
+/// documentation for the measurements).
+const JOB_OVERLAP_LOG: i32 = 1;
 
 /// A zstd stream written into `W`.
 pub struct ZstdWriter<W: Write> {
@@ -47,6 +61,7 @@ impl<W: Write> ZstdWriter<W> {
         writer.set(ZSTD_cParameter::ZSTD_c_compressionLevel, level)?;
         if workers > 0 {
             writer.set(ZSTD_cParameter::ZSTD_c_nbWorkers, workers as i32)?;
+            writer.set(ZSTD_cParameter::ZSTD_c_overlapLog, JOB_OVERLAP_LOG)?;
         }
         // SAFETY: no preconditions.
         if unsafe { zstd_sys::ZSTD_versionNumber() } == KNOWN_VERSION {
@@ -195,6 +210,38 @@ mod tests {
             );
             assert!(decompress(&frame) == data, "{workers} workers");
         }
+    }
+
+    #[test]
+    fn many_jobs_round_trip_with_the_small_overlap() {
+        // 24 MiB of page-like data: three jobs of 8 MiB, each starting from only 8 KiB of
+        // the one before.
+        let mut data = Vec::with_capacity(24 << 20);
+        let mut i = 0u32;
+        while data.len() < 24 << 20 {
+            data.extend_from_slice(&i.to_le_bytes());
+            data.extend_from_slice(b"    filler of a pgbench row     ");
+            data.extend_from_slice(&(i.wrapping_mul(2_654_435_761) >> (i % 24)).to_le_bytes());
+            i += 1;
+        }
+        let mut w = ZstdWriter::new(Vec::new(), 3, 2).unwrap();
+        let mut overlap = 0;
+        // SAFETY: a live context and a valid destination for the value.
+        check(unsafe {
+            zstd_sys::ZSTD_CCtx_getParameter(
+                w.cctx.as_ptr(),
+                ZSTD_cParameter::ZSTD_c_overlapLog,
+                &mut overlap,
+            )
+        })
+        .unwrap();
+        assert_eq!(overlap, JOB_OVERLAP_LOG);
+        for piece in data.chunks(65_536) {
+            w.write_all(piece).unwrap();
+        }
+        let frame = w.finish().unwrap();
+        assert!(frame.len() < data.len() / 4, "{} bytes", frame.len());
+        assert!(decompress(&frame) == data);
     }
 
     #[test]
