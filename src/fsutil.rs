@@ -34,6 +34,47 @@ pub fn create_dir_all(path: &Path) -> Result<()> {
         .with_context(|| format!("create directory {}", path.display()))
 }
 
+/// Create a directory and its missing parents with mode 0700, durably: the parent of each
+/// directory created is fsynced, so that a file stored in it later cannot vanish with it in
+/// a crash.
+pub fn create_dir_all_durably(path: &Path) -> Result<()> {
+    if path.is_dir() {
+        return Ok(());
+    }
+    let missing: Vec<&Path> = path.ancestors().take_while(|p| !p.exists()).collect();
+    create_dir_all(path)?;
+    for created in missing.iter().rev() {
+        if let Some(parent) = created.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fsync_dir(parent)?;
+        }
+    }
+    Ok(())
+}
+
+/// Append `data` to `path` and fsync it; a file created by the append gets mode 0600 and
+/// its directory is fsynced too, as for every catalogue file.
+pub fn append_durably(path: &Path, data: &[u8]) -> Result<()> {
+    let created = !path.exists();
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(FILE_MODE)
+        .open(path)
+        .with_context(|| format!("open {}", path.display()))?;
+    file.write_all(data)
+        .with_context(|| format!("append to {}", path.display()))?;
+    file.sync_all()
+        .with_context(|| format!("fsync {}", path.display()))?;
+    if created {
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        fsync_dir(dir)?;
+    }
+    Ok(())
+}
+
 /// fsync a directory, so that entries created, renamed or removed in it are durable.
 pub fn fsync_dir(path: &Path) -> Result<()> {
     let dir = File::open(path).with_context(|| format!("open directory {}", path.display()))?;
@@ -290,6 +331,38 @@ mod tests {
             0o600
         );
         assert!(!temp_path(&path).exists());
+    }
+
+    #[test]
+    fn appends_create_the_file_with_mode_0600_and_add_to_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pg-xlog.db");
+        // With the usual umask (022) a plain create would make it 0644.
+        append_durably(&path, b"one\n").unwrap();
+        append_durably(&path, b"two\n").unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "one\ntwo\n");
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert!(append_durably(&dir.path().join("no/such/dir/file"), b"x").is_err());
+    }
+
+    #[test]
+    fn durable_directories_are_made_with_their_parents_at_mode_0700() {
+        let dir = tempfile::tempdir().unwrap();
+        let deep = dir.path().join("wals/0000000100000000");
+        create_dir_all_durably(&deep).unwrap();
+        create_dir_all_durably(&deep).unwrap();
+        for d in [dir.path().join("wals"), deep.clone()] {
+            assert_eq!(
+                fs::metadata(&d).unwrap().permissions().mode() & 0o777,
+                0o700
+            );
+        }
+        let file = dir.path().join("file");
+        fs::write(&file, b"").unwrap();
+        assert!(create_dir_all_durably(&file.join("below")).is_err());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! `<wals_directory>/xlog.db`; readers accept 3, 4 or 5 columns.
 
 use std::fs;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -148,17 +148,8 @@ pub fn read_file(path: &Path) -> Result<Vec<XlogEntry>> {
 
 /// Append entries and fsync, as the archiver does after each file.
 pub fn append(path: &Path, entries: &[XlogEntry]) -> Result<()> {
-    let mut file = fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .with_context(|| format!("open {}", path.display()))?;
-    for entry in entries {
-        file.write_all(entry.line_for(path).as_bytes())
-            .with_context(|| format!("append to {}", path.display()))?;
-    }
-    file.sync_all()
-        .with_context(|| format!("fsync {}", path.display()))
+    let lines: String = entries.iter().map(|e| e.line_for(path)).collect();
+    crate::fsutil::append_durably(path, lines.as_bytes())
 }
 
 /// WAL statistics of one backup, as Barman's `get_wal_info` computes them from

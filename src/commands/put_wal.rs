@@ -137,7 +137,8 @@ fn receive(
             ));
             return Ok(());
         }
-        let tmp_path = dest.join(format!(".{}-{name}", std::process::id()));
+        // `<name>.<pid>.tmp`, a name archive-wal leaves alone while it is being written.
+        let tmp_path = crate::fsutil::temp_path(&dest.join(&name));
         let size = entry.header().size().unwrap_or(0);
         let extracted = extract(&mut entry, &tmp_path, &name, size, sysid);
         match extracted {

@@ -378,7 +378,7 @@ fn archive_one(
     }
     // 4. Store: compressed (unless it already is) into a temp file, then renamed.
     let dir = dst.parent().unwrap_or(wals).to_path_buf();
-    fsutil::create_dir_all(&dir)?;
+    fsutil::create_dir_all_durably(&dir)?;
     let tmp = fsutil::temp_path(&dst);
     let (final_compression, size) = {
         let file = fs::OpenOptions::new()
@@ -472,15 +472,10 @@ pub fn summaries_path(server: &ServerConfig) -> PathBuf {
 }
 
 fn append_summary(server: &ServerConfig, name: &str, summary: &str) -> Result<()> {
-    let path = summaries_path(server);
-    let mut file = fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .with_context(|| format!("open {}", path.display()))?;
-    writeln!(file, "{name}\t{summary}").with_context(|| format!("append to {}", path.display()))?;
-    file.sync_all()
-        .with_context(|| format!("fsync {}", path.display()))
+    fsutil::append_durably(
+        &summaries_path(server),
+        format!("{name}\t{summary}\n").as_bytes(),
+    )
 }
 
 /// Move a rejected file to `errors/<name>.<UTC stamp>.<suffix>`.
@@ -488,7 +483,7 @@ pub fn move_to_errors(server: &ServerConfig, path: &Path, name: &str, suffix: &s
     let errors = server
         .path("errors_directory")
         .ok_or_else(|| anyhow::anyhow!("server '{}' has no errors_directory", server.name))?;
-    fsutil::create_dir_all(errors)?;
+    fsutil::create_dir_all_durably(errors)?;
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
     let dst = errors.join(format!("{name}.{stamp}.{suffix}"));
     match fs::rename(path, &dst) {
