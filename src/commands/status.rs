@@ -63,8 +63,8 @@ async fn pg_status(server: &ServerConfig) -> PgStatus {
     st.archive_mode = text("show archive_mode").await;
     st.archive_command = text("show archive_command").await;
     if let Some(row) = text(
-        "select coalesce(last_archived_wal, '') || '|' || coalesce(to_char(last_archived_time at time zone 'UTC', 'Dy Mon FMDD HH24:MI:SS YYYY'), '') \
-         || '|' || failed_count || '|' || coalesce(last_failed_wal, '') || '|' || coalesce(to_char(last_failed_time at time zone 'UTC', 'Dy Mon FMDD HH24:MI:SS YYYY'), '') \
+        "select coalesce(last_archived_wal, '') || '|' || coalesce(floor(extract(epoch from last_archived_time))::bigint::text, '') \
+         || '|' || failed_count || '|' || coalesce(last_failed_wal, '') || '|' || coalesce(floor(extract(epoch from last_failed_time))::bigint::text, '') \
          || '|' || archived_count || '|' || extract(epoch from now() - stats_reset)::bigint from pg_stat_archiver",
     )
     .await
@@ -72,10 +72,11 @@ async fn pg_status(server: &ServerConfig) -> PgStatus {
         let f: Vec<&str> = row.split('|').collect();
         if f.len() == 7 {
             let opt = |s: &str| (!s.is_empty()).then(|| s.to_string());
+            let at = |s: &str| s.parse().ok().and_then(ctime_utc);
             if let Some(wal) = opt(f[0]) {
-                st.last_archived = Some((wal, opt(f[1])));
+                st.last_archived = Some((wal, at(f[1])));
             }
-            st.failed = Some((f[2].parse().unwrap_or(0), opt(f[3]), opt(f[4])));
+            st.failed = Some((f[2].parse().unwrap_or(0), opt(f[3]), at(f[4])));
             let archived: f64 = f[5].parse().unwrap_or(0.0);
             let seconds: f64 = f[6].parse().unwrap_or(0.0);
             if archived > 0.0 && seconds > 0.0 {
@@ -84,6 +85,12 @@ async fn pg_status(server: &ServerConfig) -> PgStatus {
         }
     }
     st
+}
+
+/// A time of `pg_stat_archiver` (seconds since the epoch) as Barman prints it, Python's
+/// `ctime()` in UTC: `Mon Dec  7 14:15:29 2026`, the day of the month padded with a space.
+fn ctime_utc(epoch: i64) -> Option<String> {
+    chrono::DateTime::from_timestamp(epoch, 0).map(|t| t.format("%a %b %e %H:%M:%S %Y").to_string())
 }
 
 /// Run `status`.
@@ -274,6 +281,18 @@ fn rows(server: &ServerConfig, pg: &PgStatus) -> Result<Vec<(&'static str, &'sta
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn archiver_times_are_printed_as_python_ctime() {
+        assert_eq!(
+            super::ctime_utc(1_796_652_929).as_deref(),
+            Some("Mon Dec  7 14:15:29 2026")
+        );
+        assert_eq!(
+            super::ctime_utc(1_795_356_155).as_deref(),
+            Some("Sun Nov 22 14:02:35 2026")
+        );
+    }
+
     use super::*;
 
     #[test]
