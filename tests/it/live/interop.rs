@@ -714,6 +714,19 @@ fn pg_receivewal_pids(dir: &Path) -> Vec<i32> {
 /// Barman's (see `normalise`).
 #[track_caller]
 fn same_check_and_replication_status(x: &Interop) {
+    // The receiver reports what it wrote and flushed a moment after it has: both sides
+    // must read the same report, not one from before a segment switch and one after.
+    wait_until(
+        "the receiver to report the server's WAL position as written and flushed",
+        Duration::from_secs(60),
+        || {
+            x.cluster.psql(
+                "select count(*) from pg_stat_replication \
+                 where write_lsn is distinct from pg_current_wal_lsn() \
+                    or flush_lsn is distinct from pg_current_wal_lsn()",
+            ) == "0"
+        },
+    );
     let mut problems = Vec::new();
     for fmt in [&[][..], &["-f", "json"][..]] {
         for cmd in [
