@@ -1012,7 +1012,7 @@ fn new_backup_id(server: &ServerConfig) -> String {
 }
 
 fn make_directories(server: &ServerConfig) -> Result<()> {
-    for dir in server.directories() {
+    for dir in server.directories_to_create() {
         fsutil::create_dir_all_durably(dir)?;
     }
     if let Some(dir) = server.path("backup_directory") {

@@ -148,6 +148,10 @@ pub fn read_file(path: &Path) -> Result<Vec<XlogEntry>> {
 
 /// Append entries and fsync, as the archiver does after each file.
 pub fn append(path: &Path, entries: &[XlogEntry]) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        // `xlogdb_directory` may be a directory of its own that nothing created yet.
+        crate::fsutil::create_dir_all_durably(dir)?;
+    }
     let lines: String = entries.iter().map(|e| e.line_for(path)).collect();
     crate::fsutil::append_durably(path, lines.as_bytes())
 }
@@ -484,7 +488,8 @@ mod tests {
     #[test]
     fn append_then_read_round_trips_and_a_bad_line_names_the_rebuild() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("pg-xlog.db");
+        // In an xlogdb_directory of its own that does not exist yet.
+        let path = dir.path().join("xlogdb/pg-xlog.db");
         let entry = XlogEntry {
             name: "000000010000000000000003".into(),
             size: 16 << 20,

@@ -375,8 +375,8 @@ fn run_checks(
     }
     // 11. Directories.
     let mut dir_error = None;
-    for path in server.directories() {
-        if let Err(e) = fsutil::create_dir_all(path) {
+    for path in server.directories_to_create() {
+        if let Err(e) = fsutil::create_dir_all_durably(path) {
             dir_error.get_or_insert(format!("{}: {e:#}", path.display()));
         }
     }

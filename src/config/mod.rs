@@ -1138,6 +1138,12 @@ impl ServerConfig {
     pub fn directories(&self) -> impl Iterator<Item = &Path> + '_ {
         SERVER_PATHS.iter().filter_map(|label| self.path(label))
     }
+
+    /// The directories `check` and `backup` create when missing: the server's own and
+    /// `xlogdb_directory` (which servers may share, the file name being the server's).
+    pub fn directories_to_create(&self) -> impl Iterator<Item = &Path> + '_ {
+        self.directories().chain(self.path("xlogdb_directory"))
+    }
 }
 
 /// Paths shared inside a server disable it; paths shared between servers are global

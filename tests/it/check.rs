@@ -9,7 +9,7 @@ use crate::util::Scratch;
 fn check_reports_each_failure_with_barmans_names() {
     // Nothing listens on port 1: the connection is refused at once.
     let scratch = Scratch::new(
-        "[pg]\nconninfo = host=127.0.0.1 port=1 user=postgres connect_timeout=2\nbackup_method = postgres\narchiver = on\nminimum_redundancy = 1\ncheck_timeout = 10\n",
+        "[pg]\nconninfo = host=127.0.0.1 port=1 user=postgres connect_timeout=2\nbackup_method = postgres\narchiver = on\nminimum_redundancy = 1\ncheck_timeout = 10\nxlogdb_directory = %(backup_directory)s/xlogdb\n",
     );
     let run = scratch.barman(&["check", "pg"]);
     run.code(1);
@@ -32,10 +32,12 @@ fn check_reports_each_failure_with_barmans_names() {
     ] {
         assert!(out.lines().any(|l| l == line), "missing {line:?} in\n{out}");
     }
-    assert!(
-        scratch.home().join("pg/wals").is_dir(),
-        "check creates the directories"
-    );
+    for dir in ["pg/wals", "pg/incoming", "pg/xlogdb"] {
+        assert!(
+            scratch.home().join(dir).is_dir(),
+            "check creates the directories: no {dir}"
+        );
+    }
 
     let json = scratch.barman(&["-f", "json", "check", "pg"]);
     json.code(1);
