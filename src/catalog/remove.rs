@@ -222,17 +222,68 @@ pub fn remove_backup_entry(paths: &BackupPaths, id: &str) -> Result<()> {
 }
 
 /// Save a `backup.info` durably where it lives.
+///
+/// A file of the older layout (`base/<id>/backup.info`) is Barman 3.4's, which refuses a
+/// file with keys it does not know: it keeps the keys it had, with their new values.
 pub fn save_info(paths: &BackupPaths, info: &BackupInfo) -> Result<()> {
     let path = paths.info_file();
     if let Some(dir) = path.parent() {
         fsutil::create_dir_all(dir)?;
     }
-    fsutil::write_durably(&path, info.to_text().as_bytes())
+    let mut text = info.to_text();
+    if path != paths.meta_info {
+        let old = fs::read_to_string(&path).with_context(|| format!("read {}", path.display()))?;
+        text = keep_only_keys_of(&text, &old);
+    }
+    fsutil::write_durably(&path, text.as_bytes())
+}
+
+/// The lines of `text` whose key is one of `old`'s.
+fn keep_only_keys_of(text: &str, old: &str) -> String {
+    let key = |line: &str| line.split_once('=').map(|(k, _)| k.trim().to_string());
+    let known: std::collections::HashSet<String> = old.lines().filter_map(key).collect();
+    text.lines()
+        .filter(|line| key(line).is_some_and(|k| known.contains(&k)))
+        .map(|line| format!("{line}\n"))
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_older_layout_file_keeps_only_its_own_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = BackupPaths {
+            base: dir.path().join("base/20261122T020235"),
+            meta_info: dir.path().join("meta/20261122T020235-backup.info"),
+            meta: dir.path().join("meta"),
+        };
+        fs::create_dir_all(&paths.base).unwrap();
+        // What Barman 3.4 writes: no summarize_wal, cluster_size, parent_backup_id, ...
+        let old = "begin_wal=000000010000000000000002\nerror=None\nmode=postgres\n\
+                   status=WAITING_FOR_WALS\nversion=150020\n";
+        fs::write(paths.base.join("backup.info"), old).unwrap();
+        let mut info =
+            BackupInfo::parse(&paths.base.join("backup.info"), "20261122T020235", old).unwrap();
+        info.status = Some(super::super::BackupStatus::Done);
+        save_info(&paths, &info).unwrap();
+        assert_eq!(
+            fs::read_to_string(paths.base.join("backup.info")).unwrap(),
+            old.replace("WAITING_FOR_WALS", "DONE")
+        );
+        assert!(!paths.meta_info.exists());
+        // A backup of the newer layout gets every key.
+        fs::create_dir_all(&paths.meta).unwrap();
+        fs::write(&paths.meta_info, old).unwrap();
+        save_info(&paths, &info).unwrap();
+        let new = fs::read_to_string(&paths.meta_info).unwrap();
+        assert!(
+            new.contains("\nsummarize_wal=None\n") && new.contains("\nstatus=DONE\n"),
+            "{new}"
+        );
+    }
 
     #[test]
     fn archived_files_live_in_hash_directories() {

@@ -83,8 +83,15 @@ pub fn run(ctx: &mut Context, server: &str, backup: &str, action: KeepAction) ->
                 KeepTargetArg::Standalone => "standalone",
             };
             fsutil::write_durably(&paths[0], word.as_bytes())?;
-            // The annotation now lives in meta/: remove the pre-3.13.3 copy.
-            if paths[1].exists() {
+            let backup = catalog::remove::BackupPaths::of(server, &id);
+            if backup.info_file() != backup.meta_info {
+                // A backup whose metadata is in base/<id> may still be Barman 3.4's, whose
+                // retention reads only base/<id>/annotations/keep: keep that copy too.
+                let annotations = paths[1].parent().expect("annotations has a parent");
+                fsutil::create_dir_all(annotations)?;
+                fsutil::write_durably(&paths[1], word.as_bytes())?;
+            } else if paths[1].exists() {
+                // The annotation now lives in meta/: remove the pre-3.13.3 copy.
                 std::fs::remove_file(&paths[1])
                     .with_context(|| format!("remove {}", paths[1].display()))?;
             }

@@ -395,6 +395,38 @@ fn keep_moves_an_old_layout_annotation_to_meta() {
 }
 
 #[test]
+fn keep_on_a_barman_34_backup_writes_where_barman_34_reads_too() {
+    let scratch = Scratch::new(SERVERS);
+    catalogue(&scratch);
+    // A backup of the older layout: its backup.info in base/<id>, as Barman 3.4 writes it.
+    scratch.write(
+        "home/pg/base/20261119T000000/backup.info",
+        "mode=postgres\nserver_name=pg\nstatus=DONE\nbegin_wal=000000010000000000000002\nend_wal=000000010000000000000002\n",
+    );
+    scratch
+        .barman(&["keep", "--target", "standalone", "pg", "20261119T000000"])
+        .ok();
+    for place in [
+        "pg/meta/20261119T000000-keep",
+        "pg/base/20261119T000000/annotations/keep",
+    ] {
+        assert_eq!(
+            std::fs::read_to_string(scratch.home().join(place)).unwrap(),
+            "standalone",
+            "{place}"
+        );
+    }
+    scratch
+        .barman(&["keep", "--release", "pg", "20261119T000000"])
+        .ok();
+    assert!(!scratch.home().join("pg/meta/20261119T000000-keep").exists());
+    assert!(!scratch
+        .home()
+        .join("pg/base/20261119T000000/annotations/keep")
+        .exists());
+}
+
+#[test]
 fn keep_refuses_what_cannot_be_kept() {
     let scratch = Scratch::new(SERVERS);
     catalogue(&scratch);

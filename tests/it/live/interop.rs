@@ -958,6 +958,25 @@ fn barman34_catalogue_both_ways(pg: &PgInstall) {
     assert!(!home.join("pg/wals/pg-xlog.db").exists());
     x.theirs34(&["list-backups", "pg"]).ok();
     x.theirs34(&["show-backup", "pg", id]).ok();
+    // A status change of ours rewrites 3.4's backup.info with only the keys it knows (3.4
+    // refuses a file with others), and our keep is one that 3.4's retention sees.
+    let info_path = home.join("pg/base").join(id).join("backup.info");
+    let info = std::fs::read_to_string(&info_path).unwrap();
+    std::fs::write(
+        &info_path,
+        info.replace("status=DONE", "status=WAITING_FOR_WALS"),
+    )
+    .unwrap();
+    x.ours(&["check-backup", "pg", id]).ok();
+    assert_eq!(std::fs::read_to_string(&info_path).unwrap(), info);
+    let shown = x.theirs34(&["show-backup", "pg", id]).ok().to_string();
+    assert!(shown.contains("DONE"), "{shown}");
+    x.ours(&["keep", "--target", "standalone", "pg", id]).ok();
+    let kept = x.theirs34(&["keep", "--status", "pg", id]).ok().to_string();
+    assert!(kept.contains("Keep: standalone"), "{kept}");
+    x.ours(&["keep", "--release", "pg", id]).ok();
+    let kept = x.theirs34(&["keep", "--status", "pg", id]).ok().to_string();
+    assert!(kept.contains("Keep: nokeep"), "{kept}");
     let dest = x.path("theirs34_by_time");
     let out = x.theirs34(&[
         "recover",
