@@ -267,7 +267,11 @@ fn run_checks(
             .and_then(|d| std::fs::read_dir(d).ok())
             .map(|it| {
                 it.filter_map(|e| e.ok())
-                    .filter(|e| !e.file_name().to_string_lossy().ends_with(".partial"))
+                    .filter(|e| {
+                        let name = e.file_name();
+                        let name = name.to_string_lossy();
+                        !name.ends_with(".partial") && !name.ends_with(".tmp")
+                    })
                     .count()
             })
             .unwrap_or(0);
@@ -376,7 +380,7 @@ fn run_checks(
     // 11. Directories.
     let mut dir_error = None;
     for path in server.directories_to_create() {
-        if let Err(e) = fsutil::create_dir_all_durably(path) {
+        if let Err(e) = fsutil::create_dir_all(path) {
             dir_error.get_or_insert(format!("{}: {e:#}", path.display()));
         }
     }

@@ -235,8 +235,8 @@ fn server_figures(
     out
 }
 
-/// Complete WAL segments (compressed or not) in a drop directory; the
-/// receiver's `.partial` is still being written and is not counted.
+/// Complete WAL segments (compressed or not) in a drop directory; the receiver's
+/// `.partial` and the `.tmp` files of put-wal are still being written and are not counted.
 fn complete_wal_files(dir: &Path) -> usize {
     std::fs::read_dir(dir).map_or(0, |entries| {
         entries
@@ -247,6 +247,7 @@ fn complete_wal_files(dir: &Path) -> usize {
                 name.len() >= 24
                     && name[..24].bytes().all(|b| b.is_ascii_hexdigit())
                     && !name.ends_with(".partial")
+                    && !name.ends_with(".tmp")
             })
             .count()
     })

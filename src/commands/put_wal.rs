@@ -3,8 +3,8 @@
 //! legacy `MD5SUMS`) file; every file must have a matching checksum, and a plain WAL
 //! segment must also pass the WAL validator, before anything is written into
 //! `incoming/` (Barman's `Server.put_wal`, with its messages). Files are extracted to
-//! `incoming/.<pid>-<name>`, fsynced, and renamed into place only once everything
-//! checked out; on any error nothing is left behind.
+//! `incoming/<name>.<pid>.tmp` (a name archive-wal skips), fsynced, and renamed into
+//! place only once everything checked out; on any error nothing is left behind.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};

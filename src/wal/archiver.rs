@@ -109,6 +109,9 @@ fn next_batch(server: &ServerConfig, source: Source) -> Result<Batch> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
         Err(e) => return Err(e).with_context(|| format!("list {}", dir.display())),
     };
+    // Files still being written (`<name>.<pid>.tmp` of put-wal or of an archive_command
+    // that renames into place) are not in the batch, nor counted in it.
+    names.retain(|name| !name.ends_with(".tmp"));
     names.sort();
     let total = names.len();
     let batch_size = server.int(source.batch_option()).unwrap_or(0).max(0) as usize;
@@ -119,9 +122,6 @@ fn next_batch(server: &ServerConfig, source: Source) -> Result<Batch> {
     let mut partials = Vec::new();
     let mut unknown = Vec::new();
     for name in names {
-        if name.ends_with(".tmp") {
-            continue;
-        }
         let path = dir.join(&name);
         if !path.exists() {
             continue;
@@ -378,7 +378,7 @@ fn archive_one(
     }
     // 4. Store: compressed (unless it already is) into a temp file, then renamed.
     let dir = dst.parent().unwrap_or(wals).to_path_buf();
-    fsutil::create_dir_all_durably(&dir)?;
+    fsutil::create_dir_all(&dir)?;
     let tmp = fsutil::temp_path(&dst);
     let (final_compression, size) = {
         let file = fs::OpenOptions::new()
@@ -483,7 +483,7 @@ pub fn move_to_errors(server: &ServerConfig, path: &Path, name: &str, suffix: &s
     let errors = server
         .path("errors_directory")
         .ok_or_else(|| anyhow::anyhow!("server '{}' has no errors_directory", server.name))?;
-    fsutil::create_dir_all_durably(errors)?;
+    fsutil::create_dir_all(errors)?;
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
     let dst = errors.join(format!("{name}.{stamp}.{suffix}"));
     match fs::rename(path, &dst) {

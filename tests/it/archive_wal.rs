@@ -260,6 +260,32 @@ fn batch_size_limits_a_run() {
 }
 
 #[test]
+fn a_temp_file_left_by_put_wal_neither_blocks_a_batch_nor_is_archived() {
+    let scratch = Scratch::new(&format!(
+        "{SERVER}archiver_batch_size = 1\nmax_incoming_wals_queue = 0\n"
+    ));
+    let (b, _) = wal();
+    let incoming = scratch.home().join("pg/incoming");
+    std::fs::create_dir_all(&incoming).unwrap();
+    // A put-wal killed while writing segment 1 left `<name>.<pid>.tmp`, which sorts
+    // before segment 2, delivered since.
+    let left = incoming.join(format!("{}.4242.tmp", name(1)));
+    std::fs::write(&left, &b.segment(2)[..8192]).unwrap();
+    std::fs::write(incoming.join(name(2)), b.segment(2)).unwrap();
+    scratch.barman(&["archive-wal", "pg"]).ok();
+    assert!(!incoming.join(name(2)).exists(), "the segment was archived");
+    assert!(left.exists(), "the temp file is left alone");
+    let errors = scratch.home().join("pg/errors");
+    assert!(
+        std::fs::read_dir(&errors).map_or(true, |mut d| d.next().is_none()),
+        "nothing went to errors/"
+    );
+    // Nor is it a WAL file waiting in the queue (at most 0 here).
+    let check = scratch.barman(&["check", "pg"]).stdout.clone();
+    assert!(!check.contains("too many WALs in queue"), "{check}");
+}
+
+#[test]
 fn verify_wal_checks_the_archive_again_and_reports_damage() {
     let scratch = Scratch::new(SERVER);
     let (b, _) = wal();
