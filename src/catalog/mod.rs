@@ -65,7 +65,8 @@ pub fn read_backups(server: &ServerConfig) -> Result<BTreeMap<String, BackupInfo
 }
 
 /// The keep annotation of a backup: `meta/<id>-keep` (Barman 3.13.3+) or the older
-/// `base/<id>/annotations/keep`.
+/// `base/<id>/annotations/keep`. For a backup whose metadata is still in `base/<id>`, the
+/// older file is read first: Barman 3.4 changes only that one (ours writes both).
 pub fn read_keep(
     server: &ServerConfig,
     backup_id: &str,
@@ -76,6 +77,10 @@ pub fn read_keep(
     }
     if let Some(base) = server.path("basebackups_directory") {
         places.push(base.join(backup_id).join("annotations").join("keep"));
+    }
+    let backup = remove::BackupPaths::of(server, backup_id);
+    if backup.info_file() != backup.meta_info {
+        places.reverse();
     }
     for path in places {
         match fs::read_to_string(&path) {

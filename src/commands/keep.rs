@@ -1,9 +1,10 @@
 //! `barman keep SERVER BACKUP_ID (--target full|standalone | -s/--status | -r/--release)`:
 //! mark a backup as archival so that retention never deletes it (BARMAN.md §5.4).
 //!
-//! The annotation is Barman's: `meta/<id>-keep` holding `full` or `standalone`
-//! (the older `base/<id>/annotations/keep` is read, and moved on change). Only DONE,
-//! non-incremental backups can be kept.
+//! The annotation is Barman's: `meta/<id>-keep` holding `full` or `standalone`. The older
+//! `base/<id>/annotations/keep` is read too; on change it is moved to `meta/`, except for a
+//! backup whose metadata is still in `base/<id>` (maybe Barman 3.4's), where both are
+//! written. Only DONE, non-incremental backups can be kept.
 
 use std::path::PathBuf;
 

@@ -416,6 +416,12 @@ fn keep_on_a_barman_34_backup_writes_where_barman_34_reads_too() {
             "{place}"
         );
     }
+    // Barman 3.4 changes only its own copy: that one is read first for its backups.
+    scratch.write("home/pg/base/20261119T000000/annotations/keep", "full");
+    assert!(scratch
+        .barman(&["keep", "--status", "pg", "20261119T000000"])
+        .ok()
+        .contains("Keep: full"));
     scratch
         .barman(&["keep", "--release", "pg", "20261119T000000"])
         .ok();
