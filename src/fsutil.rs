@@ -25,24 +25,19 @@ pub const FILE_MODE: u32 = 0o600;
 /// Mode of catalogue directories.
 pub const DIR_MODE: u32 = 0o700;
 
-/// Create a directory and its missing parents with mode 0700.
-pub fn create_dir_all(path: &Path) -> Result<()> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(DIR_MODE)
-        .create(path)
-        .with_context(|| format!("create directory {}", path.display()))
-}
-
 /// Create a directory and its missing parents with mode 0700, durably: the parent of each
 /// directory created is fsynced, so that a file stored in it later cannot vanish with it in
 /// a crash.
-pub fn create_dir_all_durably(path: &Path) -> Result<()> {
+pub fn create_dir_all(path: &Path) -> Result<()> {
     if path.is_dir() {
         return Ok(());
     }
     let missing: Vec<&Path> = path.ancestors().take_while(|p| !p.exists()).collect();
-    create_dir_all(path)?;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(DIR_MODE)
+        .create(path)
+        .with_context(|| format!("create directory {}", path.display()))?;
     for created in missing.iter().rev() {
         if let Some(parent) = created.parent().filter(|p| !p.as_os_str().is_empty()) {
             fsync_dir(parent)?;
@@ -352,8 +347,8 @@ mod tests {
     fn durable_directories_are_made_with_their_parents_at_mode_0700() {
         let dir = tempfile::tempdir().unwrap();
         let deep = dir.path().join("wals/0000000100000000");
-        create_dir_all_durably(&deep).unwrap();
-        create_dir_all_durably(&deep).unwrap();
+        create_dir_all(&deep).unwrap();
+        create_dir_all(&deep).unwrap();
         for d in [dir.path().join("wals"), deep.clone()] {
             assert_eq!(
                 fs::metadata(&d).unwrap().permissions().mode() & 0o777,
@@ -362,7 +357,7 @@ mod tests {
         }
         let file = dir.path().join("file");
         fs::write(&file, b"").unwrap();
-        assert!(create_dir_all_durably(&file.join("below")).is_err());
+        assert!(create_dir_all(&file.join("below")).is_err());
     }
 
     #[test]

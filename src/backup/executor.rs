@@ -1013,10 +1013,10 @@ fn new_backup_id(server: &ServerConfig) -> String {
 
 fn make_directories(server: &ServerConfig) -> Result<()> {
     for dir in server.directories_to_create() {
-        fsutil::create_dir_all_durably(dir)?;
+        fsutil::create_dir_all(dir)?;
     }
     if let Some(dir) = server.path("backup_directory") {
-        fsutil::create_dir_all_durably(&dir.join("meta"))?;
+        fsutil::create_dir_all(&dir.join("meta"))?;
     }
     Ok(())
 }
@@ -1037,7 +1037,7 @@ fn write_identity(server: &ServerConfig, facts: &ServerFacts) -> Result<()> {
 /// Empty and recreate `base/<id>` (a retry starts from scratch).
 fn prepare_destination(base: &Path) -> Result<()> {
     remove_partial(base)?;
-    fsutil::create_dir_all_durably(base)
+    fsutil::create_dir_all(base)
 }
 
 fn remove_partial(base: &Path) -> Result<()> {

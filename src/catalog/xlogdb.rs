@@ -150,7 +150,7 @@ pub fn read_file(path: &Path) -> Result<Vec<XlogEntry>> {
 pub fn append(path: &Path, entries: &[XlogEntry]) -> Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         // `xlogdb_directory` may be a directory of its own that nothing created yet.
-        crate::fsutil::create_dir_all_durably(dir)?;
+        crate::fsutil::create_dir_all(dir)?;
     }
     let lines: String = entries.iter().map(|e| e.line_for(path)).collect();
     crate::fsutil::append_durably(path, lines.as_bytes())
