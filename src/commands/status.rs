@@ -63,8 +63,8 @@ async fn pg_status(server: &ServerConfig) -> PgStatus {
     st.archive_mode = text("show archive_mode").await;
     st.archive_command = text("show archive_command").await;
     if let Some(row) = text(
-        "select coalesce(last_archived_wal, '') || '|' || coalesce(floor(extract(epoch from last_archived_time))::bigint::text, '') \
-         || '|' || failed_count || '|' || coalesce(last_failed_wal, '') || '|' || coalesce(floor(extract(epoch from last_failed_time))::bigint::text, '') \
+        "select coalesce(last_archived_wal, '') || '|' || coalesce(floor(extract(epoch from last_archived_time at time zone current_setting('TimeZone')))::bigint::text, '') \
+         || '|' || failed_count || '|' || coalesce(last_failed_wal, '') || '|' || coalesce(floor(extract(epoch from last_failed_time at time zone current_setting('TimeZone')))::bigint::text, '') \
          || '|' || archived_count || '|' || extract(epoch from now() - stats_reset)::bigint from pg_stat_archiver",
     )
     .await
@@ -87,8 +87,9 @@ async fn pg_status(server: &ServerConfig) -> PgStatus {
     st
 }
 
-/// A time of `pg_stat_archiver` (seconds since the epoch) as Barman prints it, Python's
-/// `ctime()` in UTC: `Mon Dec  7 14:15:29 2026`, the day of the month padded with a space.
+/// A time of `pg_stat_archiver` as Barman prints it, Python's `ctime()` of the value
+/// psycopg2 returns (the wall clock of the session's TimeZone, read here as seconds of that
+/// wall clock since the epoch): `Mon Dec  7 14:15:29 2026`, the day padded with a space.
 fn ctime_utc(epoch: i64) -> Option<String> {
     chrono::DateTime::from_timestamp(epoch, 0).map(|t| t.format("%a %b %e %H:%M:%S %Y").to_string())
 }
