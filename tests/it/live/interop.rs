@@ -713,18 +713,19 @@ fn pg_receivewal_pids(dir: &Path) -> Vec<i32> {
 /// `check`, `replication-status`, `status` and `show-servers`, console and JSON, equal
 /// Barman's (see `normalise`).
 #[track_caller]
-fn same_check_and_replication_status(x: &Interop) {
-    // The receiver reports what it wrote and flushed a moment after it has: both sides
-    // must read the same report, not one from before a segment switch and one after.
+fn same_check_and_replication_status(x: &Interop, switched_at: &str) {
+    // A receiver reports what it wrote and flushed a moment (pg_receivewal: up to its
+    // status interval) after it has: both sides must read a report that covers the
+    // segment the test switched at `switched_at`, not one from before it and one after.
     wait_until(
-        "the receiver to report the server's WAL position as written and flushed",
+        "the receiver to report the switched segment as written and flushed",
         Duration::from_secs(60),
         || {
-            x.cluster.psql(
+            x.cluster.psql(&format!(
                 "select count(*) from pg_stat_replication \
-                 where write_lsn is distinct from pg_current_wal_lsn() \
-                    or flush_lsn is distinct from pg_current_wal_lsn()",
-            ) == "0"
+                 where write_lsn is null or write_lsn < '{switched_at}' \
+                    or flush_lsn is null or flush_lsn < '{switched_at}'"
+            )) == "0"
         },
     );
     let mut problems = Vec::new();
@@ -780,7 +781,7 @@ fn one_receiver_per_server(pg: &PgInstall) {
         assert!(ours.running(), "our receive-wal exited:\n{}", ours.output());
         streaming_partial(&x)
     });
-    streamed("our receiver");
+    let switched_at = streamed("our receiver");
     assert_eq!(lock_pid(&x), ours.pid().to_string(), "our PID in the lock");
     let refused = x.theirs(&["receive-wal", "pg"]);
     let text = format!("{}{}", refused.stdout, refused.stderr);
@@ -799,7 +800,7 @@ fn one_receiver_per_server(pg: &PgInstall) {
     assert!(ours.running(), "{}", ours.output());
     assert_eq!(lock_pid(&x), ours.pid().to_string());
     // With a receiver running, `check` (streaming lines included) is the same in both.
-    same_check_and_replication_status(&x);
+    same_check_and_replication_status(&x, &switched_at);
     // Barman's --stop reads our PID from the lock and stops our receiver. It waits for the
     // PID to disappear, so the test reaps our receiver (its child) meanwhile.
     let mut stop = python_barman(&x.scratch.config())
@@ -857,7 +858,7 @@ fn one_receiver_per_server(pg: &PgInstall) {
         cron.stdout
     );
     assert!(theirs.running(), "{}", theirs.output());
-    same_check_and_replication_status(&x);
+    same_check_and_replication_status(&x, &switched_at);
     // Barman's pg_receivewal went on from our .partial.
     streamed("Barman's receiver");
     let stop = x.ours(&["receive-wal", "--stop", "pg"]);
