@@ -85,6 +85,13 @@ pub fn temp_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
+/// Whether a directory entry is a file still being written under a temporary name
+/// (`<name>.<pid>.tmp` of [`temp_path`], or the `%f.tmp` of an archive_command that renames
+/// into place): readers of `incoming/` and `streaming/` leave such files alone.
+pub fn is_temp_name(name: &str) -> bool {
+    name.ends_with(".tmp")
+}
+
 /// Write `data` to `path` durably: temp file, fsync, rename, fsync the directory.
 /// The file gets mode 0600.
 pub fn write_durably(path: &Path, data: &[u8]) -> Result<()> {

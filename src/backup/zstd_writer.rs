@@ -175,9 +175,13 @@ mod tests {
     use std::io::Read;
 
     fn sample() -> Vec<u8> {
-        // Pages of a table: the same layout with changing numbers, and some noise.
-        let mut data = Vec::new();
-        for i in 0..40_000u32 {
+        rows(40_000)
+    }
+
+    /// Rows of a table, 40 bytes each: the same layout with changing numbers, and noise.
+    fn rows(count: u32) -> Vec<u8> {
+        let mut data = Vec::with_capacity(count as usize * 40);
+        for i in 0..count {
             data.extend_from_slice(&i.to_le_bytes());
             data.extend_from_slice(b"    filler of a pgbench row     ");
             data.extend_from_slice(&(i.wrapping_mul(2_654_435_761)).to_le_bytes());
@@ -214,15 +218,8 @@ mod tests {
 
     #[test]
     fn many_jobs_round_trip_without_overlap() {
-        // 24 MiB of page-like data: three jobs of 8 MiB, each compressed on its own.
-        let mut data = Vec::with_capacity(24 << 20);
-        let mut i = 0u32;
-        while data.len() < 24 << 20 {
-            data.extend_from_slice(&i.to_le_bytes());
-            data.extend_from_slice(b"    filler of a pgbench row     ");
-            data.extend_from_slice(&(i.wrapping_mul(2_654_435_761) >> (i % 24)).to_le_bytes());
-            i += 1;
-        }
+        // 24 MiB of rows: three jobs of 8 MiB, each compressed on its own.
+        let data = rows((24 << 20) / 40);
         let mut w = ZstdWriter::new(Vec::new(), 3, 2).unwrap();
         let mut overlap = 0;
         // SAFETY: a live context and a valid destination for the value.

@@ -71,15 +71,9 @@ pub fn read_keep(
     server: &ServerConfig,
     backup_id: &str,
 ) -> Result<Option<crate::retention::KeepTarget>> {
-    let mut places = Vec::new();
-    if let Some(dir) = server.path("backup_directory") {
-        places.push(dir.join("meta").join(format!("{backup_id}-keep")));
-    }
-    if let Some(base) = server.path("basebackups_directory") {
-        places.push(base.join(backup_id).join("annotations").join("keep"));
-    }
     let backup = remove::BackupPaths::of(server, backup_id);
-    if backup.info_file() != backup.meta_info {
+    let mut places = [backup.annotation(backup_id, "keep"), backup.older_keep()];
+    if backup.is_older_layout() {
         places.reverse();
     }
     for path in places {

@@ -154,6 +154,17 @@ impl BackupPaths {
         }
     }
 
+    /// Whether the backup's metadata is still in `base/<id>/backup.info` (Barman before
+    /// 3.13.2, maybe 3.4 itself).
+    pub fn is_older_layout(&self) -> bool {
+        self.info_file() != self.meta_info
+    }
+
+    /// The keep annotation of Barman before 3.13.3: `base/<id>/annotations/keep`.
+    pub fn older_keep(&self) -> PathBuf {
+        self.base.join("annotations").join("keep")
+    }
+
     /// An annotation file: `meta/<id>-<name>`.
     pub fn annotation(&self, id: &str, name: &str) -> PathBuf {
         self.meta.join(format!("{id}-{name}"))
@@ -231,7 +242,7 @@ pub fn save_info(paths: &BackupPaths, info: &BackupInfo) -> Result<()> {
         fsutil::create_dir_all(dir)?;
     }
     let mut text = info.to_text();
-    if path != paths.meta_info {
+    if paths.is_older_layout() {
         let old = fs::read_to_string(&path).with_context(|| format!("read {}", path.display()))?;
         text = keep_only_keys_of(&text, &old);
     }

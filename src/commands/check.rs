@@ -270,7 +270,7 @@ fn run_checks(
                     .filter(|e| {
                         let name = e.file_name();
                         let name = name.to_string_lossy();
-                        !name.ends_with(".partial") && !name.ends_with(".tmp")
+                        !name.ends_with(".partial") && !fsutil::is_temp_name(&name)
                     })
                     .count()
             })

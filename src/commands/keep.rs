@@ -84,8 +84,7 @@ pub fn run(ctx: &mut Context, server: &str, backup: &str, action: KeepAction) ->
                 KeepTargetArg::Standalone => "standalone",
             };
             fsutil::write_durably(&paths[0], word.as_bytes())?;
-            let backup = catalog::remove::BackupPaths::of(server, &id);
-            if backup.info_file() != backup.meta_info {
+            if catalog::remove::BackupPaths::of(server, &id).is_older_layout() {
                 // A backup whose metadata is in base/<id> may still be Barman 3.4's, whose
                 // retention reads only base/<id>/annotations/keep: keep that copy too.
                 let annotations = paths[1].parent().expect("annotations has a parent");
@@ -103,17 +102,8 @@ pub fn run(ctx: &mut Context, server: &str, backup: &str, action: KeepAction) ->
 
 /// `meta/<id>-keep` first, then the old `base/<id>/annotations/keep`.
 fn annotation_paths(server: &ServerConfig, id: &str) -> [PathBuf; 2] {
-    let dir = server
-        .path("backup_directory")
-        .unwrap_or(std::path::Path::new("."));
-    let base = server
-        .path("basebackups_directory")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| dir.join("base"));
-    [
-        dir.join("meta").join(format!("{id}-keep")),
-        base.join(id).join("annotations").join("keep"),
-    ]
+    let backup = catalog::remove::BackupPaths::of(server, id);
+    [backup.annotation(id, "keep"), backup.older_keep()]
 }
 
 /// `.<server>-<backup_id>.lock`, as Barman takes it to change one backup.

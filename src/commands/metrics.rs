@@ -247,7 +247,7 @@ fn complete_wal_files(dir: &Path) -> usize {
                 name.len() >= 24
                     && name[..24].bytes().all(|b| b.is_ascii_hexdigit())
                     && !name.ends_with(".partial")
-                    && !name.ends_with(".tmp")
+                    && !crate::fsutil::is_temp_name(&name)
             })
             .count()
     })

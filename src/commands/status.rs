@@ -72,7 +72,7 @@ async fn pg_status(server: &ServerConfig) -> PgStatus {
         let f: Vec<&str> = row.split('|').collect();
         if f.len() == 7 {
             let opt = |s: &str| (!s.is_empty()).then(|| s.to_string());
-            let at = |s: &str| s.parse().ok().and_then(ctime_utc);
+            let at = |s: &str| s.parse().ok().and_then(python_ctime);
             if let Some(wal) = opt(f[0]) {
                 st.last_archived = Some((wal, at(f[1])));
             }
@@ -90,7 +90,7 @@ async fn pg_status(server: &ServerConfig) -> PgStatus {
 /// A time of `pg_stat_archiver` as Barman prints it, Python's `ctime()` of the value
 /// psycopg2 returns (the wall clock of the session's TimeZone, read here as seconds of that
 /// wall clock since the epoch): `Mon Dec  7 14:15:29 2026`, the day padded with a space.
-fn ctime_utc(epoch: i64) -> Option<String> {
+fn python_ctime(epoch: i64) -> Option<String> {
     chrono::DateTime::from_timestamp(epoch, 0).map(|t| t.format("%a %b %e %H:%M:%S %Y").to_string())
 }
 
@@ -282,19 +282,19 @@ fn rows(server: &ServerConfig, pg: &PgStatus) -> Result<Vec<(&'static str, &'sta
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn archiver_times_are_printed_as_python_ctime() {
         assert_eq!(
-            super::ctime_utc(1_796_652_929).as_deref(),
+            python_ctime(1_796_652_929).as_deref(),
             Some("Mon Dec  7 14:15:29 2026")
         );
         assert_eq!(
-            super::ctime_utc(1_795_356_155).as_deref(),
+            python_ctime(1_795_356_155).as_deref(),
             Some("Sun Nov 22 14:02:35 2026")
         );
     }
-
-    use super::*;
 
     #[test]
     fn versions_are_printed_as_barman_does() {

@@ -111,7 +111,7 @@ fn next_batch(server: &ServerConfig, source: Source) -> Result<Batch> {
     };
     // Files still being written (`<name>.<pid>.tmp` of put-wal or of an archive_command
     // that renames into place) are not in the batch, nor counted in it.
-    names.retain(|name| !name.ends_with(".tmp"));
+    names.retain(|name| !fsutil::is_temp_name(name));
     names.sort();
     let total = names.len();
     let batch_size = server.int(source.batch_option()).unwrap_or(0).max(0) as usize;
