@@ -71,6 +71,11 @@ pub fn remove_wals(
     // 1. The catalogue no longer lists them.
     let text: String = keep.iter().map(|e| e.line_for(&db)).collect();
     fsutil::write_durably(&db, text.as_bytes())?;
+    //    Nor their summaries (a crash just before leaves unused lines, never a listed
+    //    file without its summary).
+    let kept: std::collections::HashSet<&str> = keep.iter().map(|e| e.name.as_str()).collect();
+    let summaries = xlogdb::summaries_path_for(&db);
+    xlogdb::prune_summaries(&summaries, &summaries, |name| kept.contains(name))?;
     // 2. The files go one by one, then their hash directory if that emptied it. Never a
     //    whole directory at once: archive-wal may be placing a newer segment in it right
     //    now (it writes the file before it takes the xlog.db lock held here).

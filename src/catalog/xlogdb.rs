@@ -111,6 +111,60 @@ pub fn path(server: &ServerConfig) -> PathBuf {
     current
 }
 
+/// The archiver's per-segment summaries beside `xlog.db` `db`: `<db name>.summaries`,
+/// one `name \t summary` line per archived segment. Its name starts with the xlog.db
+/// file name, so Barman's own `rebuild-xlogdb` ignores it.
+pub fn summaries_path_for(db: &Path) -> PathBuf {
+    let mut name = db.file_name().unwrap_or_default().to_os_string();
+    name.push(".summaries");
+    db.with_file_name(name)
+}
+
+/// [`summaries_path_for`] the server's current `xlog.db`.
+pub fn summaries_path(server: &ServerConfig) -> PathBuf {
+    summaries_path_for(&path(server))
+}
+
+/// Rewrite the summaries file `from` as `to` (the same file, or the one beside a new
+/// `xlog.db`) with only the names `keep` accepts, each by its last line (the one readers
+/// use); lines without a name go too. The caller holds the xlogdb lock, under which the
+/// archiver appends. Returns how many lines were dropped. Nothing is written when
+/// nothing would change; a missing `from` is an empty one.
+pub fn prune_summaries(from: &Path, to: &Path, keep: impl Fn(&str) -> bool) -> Result<usize> {
+    let text = match fs::read_to_string(from) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e).with_context(|| format!("read {}", from.display())),
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    let mut last = std::collections::HashMap::new();
+    for (index, line) in lines.iter().enumerate() {
+        if let Some((name, _)) = line.split_once('\t') {
+            last.insert(name, index);
+        }
+    }
+    let mut kept = String::with_capacity(text.len());
+    for (index, line) in lines.iter().enumerate() {
+        if let Some((name, _)) = line.split_once('\t') {
+            if last.get(name) == Some(&index) && keep(name) {
+                kept.push_str(line);
+                kept.push('\n');
+            }
+        }
+    }
+    let dropped = lines.len() - kept.lines().count();
+    if from != to || dropped > 0 {
+        crate::fsutil::write_durably(to, kept.as_bytes())?;
+    }
+    if from != to {
+        fs::remove_file(from).with_context(|| format!("remove {}", from.display()))?;
+        if let Some(dir) = from.parent().filter(|d| !d.as_os_str().is_empty()) {
+            crate::fsutil::fsync_dir(dir)?;
+        }
+    }
+    Ok(dropped)
+}
+
 /// Whether `db` is the `xlog.db` of Barman < 3.13 (not `<server>-xlog.db`).
 fn is_old_generation(db: &Path) -> bool {
     db.file_name().is_some_and(|n| n == "xlog.db")
@@ -310,7 +364,9 @@ pub fn rebuild(server: &ServerConfig, lock_dir: &Path) -> Result<RebuildReport> 
     crate::fsutil::create_dir_all(dir)?;
     crate::fsutil::create_dir_all(wals)?;
     let _lock = super::remove::lock_xlogdb(lock_dir, &server.name)?;
+    let old_summaries = summaries_path(server);
     let mut report = RebuildReport::default();
+    let mut names = std::collections::HashSet::new();
     let mut text = String::new();
     let add = |path: &Path, text: &mut String| -> Result<()> {
         let info =
@@ -358,7 +414,16 @@ pub fn rebuild(server: &ServerConfig, lock_dir: &Path) -> Result<RebuildReport> 
             report.unexpected.push(path);
         }
     }
-    crate::fsutil::write_durably(&dir.join(&db_name), text.as_bytes())?;
+    let db = dir.join(&db_name);
+    crate::fsutil::write_durably(&db, text.as_bytes())?;
+    for line in text.lines() {
+        names.insert(line.split('\t').next().unwrap_or_default());
+    }
+    // The summaries follow: those of files no longer archived go, and those kept beside
+    // the old `wals/xlog.db` move beside the new file.
+    prune_summaries(&old_summaries, &summaries_path_for(&db), |name| {
+        names.contains(name)
+    })?;
     let old = wals.join("xlog.db");
     if old.exists() {
         std::fs::remove_file(&old).with_context(|| format!("remove {}", old.display()))?;
@@ -503,5 +568,37 @@ mod tests {
         let e = read_file(&path).unwrap_err().to_string();
         assert!(e.contains("line 1") && e.contains("rebuild-xlogdb"), "{e}");
         assert!(read_file(&dir.path().join("missing")).unwrap().is_empty());
+    }
+
+    #[test]
+    fn pruned_summaries_keep_the_last_line_of_each_kept_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let from = dir.path().join("xlog.db.summaries");
+        fs::write(&from, "A\tfirst\nB\tb\nno tab here\nA\tsecond\nC\tc\n").unwrap();
+        // B goes (not kept), the older A and the nameless line go too.
+        assert_eq!(prune_summaries(&from, &from, |n| n != "B").unwrap(), 3);
+        assert_eq!(fs::read_to_string(&from).unwrap(), "A\tsecond\nC\tc\n");
+        // Nothing to drop: the file is left as it is.
+        let before = fs::metadata(&from).unwrap().modified().unwrap();
+        assert_eq!(prune_summaries(&from, &from, |_| true).unwrap(), 0);
+        assert_eq!(fs::metadata(&from).unwrap().modified().unwrap(), before);
+        // Moved beside another xlog.db: written there (0600), the old file removed.
+        let to = dir.path().join("pg-xlog.db.summaries");
+        assert_eq!(prune_summaries(&from, &to, |n| n == "C").unwrap(), 1);
+        assert_eq!(fs::read_to_string(&to).unwrap(), "C\tc\n");
+        assert!(!from.exists());
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            fs::metadata(&to).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        // No summaries at all: nothing to do, nothing created.
+        let none = dir.path().join("none");
+        assert_eq!(prune_summaries(&none, &none, |_| true).unwrap(), 0);
+        assert!(!none.exists());
+        assert_eq!(
+            summaries_path_for(Path::new("/w/pg-xlog.db")),
+            Path::new("/w/pg-xlog.db.summaries")
+        );
     }
 }

@@ -77,7 +77,7 @@ impl Archive {
                 histories.insert(tli, history);
             }
         }
-        let stored = read_summaries(&crate::wal::archiver::summaries_path(server))?;
+        let stored = read_summaries(&crate::catalog::xlogdb::summaries_path(server))?;
         Ok(Archive {
             wals,
             streaming: server

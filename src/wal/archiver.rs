@@ -462,18 +462,9 @@ fn archive_one(
     Ok(Outcome::Archived)
 }
 
-/// The summaries file sits next to `xlog.db`; its name starts with the xlog.db file
-/// name, so Barman's own `rebuild-xlogdb` ignores it.
-pub fn summaries_path(server: &ServerConfig) -> PathBuf {
-    let db = xlogdb::path(server);
-    let mut name = db.file_name().unwrap_or_default().to_os_string();
-    name.push(".summaries");
-    db.with_file_name(name)
-}
-
 fn append_summary(server: &ServerConfig, name: &str, summary: &str) -> Result<()> {
     fsutil::append_durably(
-        &summaries_path(server),
+        &xlogdb::summaries_path(server),
         format!("{name}\t{summary}\n").as_bytes(),
     )
 }

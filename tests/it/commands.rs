@@ -632,6 +632,14 @@ fn wal_names(scratch: &Scratch) -> Vec<String> {
 fn delete_the_oldest_backup_removes_its_files_and_the_wal_before_the_next() {
     let scratch = Scratch::new(SERVERS);
     catalogue_with_files(&scratch);
+    // The archiver's summaries of segments 02..09, 05 twice.
+    let mut summaries = String::new();
+    for n in (2..=9).chain([5]) {
+        summaries.push_str(&format!(
+            "0000000100000000000000{n:02X}\twalsummary1 n={n}\n"
+        ));
+    }
+    scratch.write("home/pg/wals/pg-xlog.db.summaries", &summaries);
     let hook_log = scratch.path().join("hooks.log");
     let mut config = std::fs::read_to_string(scratch.config()).unwrap();
     config = config.replace(
@@ -674,6 +682,16 @@ fn delete_the_oldest_backup_removes_its_files_and_the_wal_before_the_next() {
     let xlogdb = std::fs::read_to_string(home.join("pg/wals/pg-xlog.db")).unwrap();
     assert!(xlogdb.starts_with("000000010000000000000005\t"), "{xlogdb}");
     assert_eq!(xlogdb.lines().count(), 5);
+    // The removed segments' summaries went with them; 05 keeps its last one.
+    let summaries = std::fs::read_to_string(home.join("pg/wals/pg-xlog.db.summaries")).unwrap();
+    assert_eq!(
+        summaries
+            .lines()
+            .map(|l| l.split(' ').nth(1).unwrap())
+            .collect::<Vec<_>>(),
+        ["n=6", "n=7", "n=8", "n=9", "n=5"],
+        "{summaries}"
+    );
     assert_eq!(
         std::fs::read_to_string(&hook_log).unwrap(),
         "pre 20261120T000000 prev= next=20261121T000000 DONE\nwal 000000010000000000000002\nwal 000000010000000000000003\nwal 000000010000000000000004\n"

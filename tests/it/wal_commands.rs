@@ -259,6 +259,12 @@ fn rebuild_xlogdb_lists_the_archive_in_name_order() {
         "junk",
     );
     scratch.write("home/pg/wals/xlog.db", "stale\n");
+    // Summaries kept beside the old xlog.db: one of a file still archived, one of a file
+    // that is gone.
+    scratch.write(
+        "home/pg/wals/xlog.db.summaries",
+        "000000010000000000000003\tkept\n00000001000000000000000A\tgone\n",
+    );
     let run = scratch.barman(&["rebuild-xlogdb", "pg"]);
     assert_eq!(
         run.ok(),
@@ -291,6 +297,11 @@ fn rebuild_xlogdb_lists_the_archive_in_name_order() {
     assert!(
         !scratch.home().join("pg/wals/xlog.db").exists(),
         "the old catalogue is removed"
+    );
+    assert!(!scratch.home().join("pg/wals/xlog.db.summaries").exists());
+    assert_eq!(
+        std::fs::read_to_string(scratch.home().join("pg/wals/pg-xlog.db.summaries")).unwrap(),
+        "000000010000000000000003\tkept\n"
     );
     // list-backups and get-wal keep working on the rebuilt catalogue
     scratch.barman(&["list-backups", "pg"]).ok();
