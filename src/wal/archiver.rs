@@ -89,9 +89,15 @@ pub struct ArchiveEnv<'a> {
 struct Batch {
     files: Vec<PathBuf>,
     unknown: Vec<PathBuf>,
+    /// Temporary files untouched for [`STALE_TEMP_AGE`]: left by a writer that died.
+    stale: Vec<PathBuf>,
     total: usize,
     batch_size: usize,
 }
+
+/// How long a temporary file in `incoming/` or `streaming/` may stay untouched before
+/// archive-wal takes it for the leftover of a writer that died.
+pub const STALE_TEMP_AGE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 fn next_batch(server: &ServerConfig, source: Source) -> Result<Batch> {
     let dir = server.path(source.directory_option()).ok_or_else(|| {
@@ -110,8 +116,25 @@ fn next_batch(server: &ServerConfig, source: Source) -> Result<Batch> {
         Err(e) => return Err(e).with_context(|| format!("list {}", dir.display())),
     };
     // Files still being written (`<name>.<pid>.tmp` of put-wal or of an archive_command
-    // that renames into place) are not in the batch, nor counted in it.
-    names.retain(|name| !fsutil::is_temp_name(name));
+    // that renames into place) are not in the batch, nor counted in it. One untouched for
+    // a day was left by a writer that died (a live one renames it within seconds, and one
+    // that stalled a day fails its rename and is retried by PostgreSQL), so it goes to
+    // errors/.
+    let mut stale = Vec::new();
+    names.retain(|name| {
+        if !fsutil::is_temp_name(name) {
+            return true;
+        }
+        let path = dir.join(name);
+        let age = fs::symlink_metadata(&path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok());
+        if age.is_some_and(|age| age >= STALE_TEMP_AGE) {
+            stale.push(path);
+        }
+        false
+    });
     names.sort();
     let total = names.len();
     let batch_size = server.int(source.batch_option()).unwrap_or(0).max(0) as usize;
@@ -158,6 +181,7 @@ fn next_batch(server: &ServerConfig, source: Source) -> Result<Batch> {
     Ok(Batch {
         files,
         unknown,
+        stale,
         total,
         batch_size,
     })
@@ -254,6 +278,22 @@ pub fn archive(
                 source.label()
             );
             move_to_errors(server, path, &name, "unknown")?;
+        }
+    }
+    if !batch.stale.is_empty() {
+        out.info_unlogged(&format!(
+            "Some temporary files untouched for over 24 hours (left by an interrupted put-wal or archive_command) have been found while processing xlog segments for {}. Files moved to errors directory:",
+            server.name
+        ));
+        for path in &batch.stale {
+            let name = file_name(path);
+            out.info_unlogged(&format!("\t{name}"));
+            log::warn!(
+                "Moving stale temporary file for {} from {}: {name}",
+                server.name,
+                source.label()
+            );
+            move_to_errors(server, path, &name, "stale")?;
         }
     }
     Ok(report)

@@ -286,6 +286,49 @@ fn a_temp_file_left_by_put_wal_neither_blocks_a_batch_nor_is_archived() {
 }
 
 #[test]
+fn a_temp_file_untouched_for_a_day_goes_to_errors_and_a_fresh_one_stays() {
+    let scratch = Scratch::new(SERVER);
+    let (b, _) = wal();
+    let incoming = scratch.home().join("pg/incoming");
+    std::fs::create_dir_all(&incoming).unwrap();
+    let stale = incoming.join(format!("{}.4242.tmp", name(1)));
+    std::fs::write(&stale, &b.segment(2)[..8192]).unwrap();
+    let day_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(25 * 3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&stale)
+        .unwrap()
+        .set_modified(day_ago)
+        .unwrap();
+    let fresh = incoming.join(format!("{}.4243.tmp", name(3)));
+    std::fs::write(&fresh, &b.segment(3)[..8192]).unwrap();
+    std::fs::write(incoming.join(name(2)), b.segment(2)).unwrap();
+    let run = scratch.barman(&["archive-wal", "pg"]);
+    let out = run.ok().to_string();
+    assert!(
+        out.contains("temporary files untouched for over 24 hours")
+            && out.contains(&format!("\t{}.4242.tmp\n", name(1))),
+        "{out}"
+    );
+    assert!(!out.contains(".4243.tmp"), "{out}");
+    assert!(!incoming.join(name(2)).exists(), "the segment was archived");
+    assert!(!stale.exists());
+    assert!(
+        fresh.exists(),
+        "a temp file still being written is left alone"
+    );
+    let errors: Vec<String> = std::fs::read_dir(scratch.home().join("pg/errors"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].starts_with(&format!("{}.4242.tmp.", name(1))) && errors[0].ends_with(".stale"),
+        "{errors:?}"
+    );
+}
+
+#[test]
 fn verify_wal_checks_the_archive_again_and_reports_damage() {
     let scratch = Scratch::new(SERVER);
     let (b, _) = wal();
