@@ -264,36 +264,31 @@ pub fn archive(
     if batch.files.is_empty() && verbose {
         out.info_unlogged("\tno file found");
     }
-    if !batch.unknown.is_empty() {
-        out.info_unlogged(&format!(
-            "Some unknown objects have been found while processing xlog segments for {}. Objects moved to errors directory:",
-            server.name
-        ));
-        for path in &batch.unknown {
-            let name = file_name(path);
-            out.info_unlogged(&format!("\t{name}"));
-            log::warn!(
-                "Moving unexpected file for {} from {}: {name}",
-                server.name,
-                source.label()
-            );
-            move_to_errors(server, path, &name, "unknown")?;
+    let unknown = format!(
+        "Some unknown objects have been found while processing xlog segments for {}. Objects moved to errors directory:",
+        server.name
+    );
+    let stale = format!(
+        "Some temporary files untouched for over 24 hours (left by an interrupted put-wal or archive_command) have been found while processing xlog segments for {}. Files moved to errors directory:",
+        server.name
+    );
+    for (paths, header, what, suffix) in [
+        (&batch.unknown, unknown, "unexpected file", "unknown"),
+        (&batch.stale, stale, "stale temporary file", "stale"),
+    ] {
+        if paths.is_empty() {
+            continue;
         }
-    }
-    if !batch.stale.is_empty() {
-        out.info_unlogged(&format!(
-            "Some temporary files untouched for over 24 hours (left by an interrupted put-wal or archive_command) have been found while processing xlog segments for {}. Files moved to errors directory:",
-            server.name
-        ));
-        for path in &batch.stale {
+        out.info_unlogged(&header);
+        for path in paths {
             let name = file_name(path);
             out.info_unlogged(&format!("\t{name}"));
             log::warn!(
-                "Moving stale temporary file for {} from {}: {name}",
+                "Moving {what} for {} from {}: {name}",
                 server.name,
                 source.label()
             );
-            move_to_errors(server, path, &name, "stale")?;
+            move_to_errors(server, path, &name, suffix)?;
         }
     }
     Ok(report)
