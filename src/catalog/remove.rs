@@ -71,11 +71,6 @@ pub fn remove_wals(
     // 1. The catalogue no longer lists them.
     let text: String = keep.iter().map(|e| e.line_for(&db)).collect();
     fsutil::write_durably(&db, text.as_bytes())?;
-    //    Nor their summaries (a crash just before leaves unused lines, never a listed
-    //    file without its summary).
-    let kept: std::collections::HashSet<&str> = keep.iter().map(|e| e.name.as_str()).collect();
-    let summaries = xlogdb::summaries_path_for(&db);
-    xlogdb::prune_summaries(&summaries, &summaries, |name| kept.contains(name))?;
     // 2. The files go one by one, then their hash directory if that emptied it. Never a
     //    whole directory at once: archive-wal may be placing a newer segment in it right
     //    now (it writes the file before it takes the xlog.db lock held here).
@@ -120,6 +115,19 @@ pub fn remove_wals(
         }
     }
     fsutil::fsync_dir(wals)?;
+    // 3. Their summaries go last. Lines left of removed files are never read, so a
+    //    failure here (a full disk, say) must not stop retention: it is a warning, and
+    //    the next removal tries again.
+    let kept: std::collections::HashSet<&str> = keep.iter().map(|e| e.name.as_str()).collect();
+    let summaries = xlogdb::summaries_path_for(&db);
+    if let Err(e) = xlogdb::prune_summaries(std::slice::from_ref(&summaries), &summaries, |name| {
+        kept.contains(name)
+    }) {
+        log::warn!(
+            "could not prune the WAL summaries of server '{}': {e:#}",
+            server.name
+        );
+    }
     Ok(removed)
 }
 

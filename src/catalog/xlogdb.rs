@@ -125,40 +125,61 @@ pub fn summaries_path(server: &ServerConfig) -> PathBuf {
     summaries_path_for(&path(server))
 }
 
-/// Rewrite the summaries file `from` as `to` (the same file, or the one beside a new
-/// `xlog.db`) with only the names `keep` accepts, each by its last line (the one readers
-/// use); lines without a name go too. The caller holds the xlogdb lock, under which the
-/// archiver appends. Returns how many lines were dropped. Nothing is written when
-/// nothing would change; a missing `from` is an empty one.
-pub fn prune_summaries(from: &Path, to: &Path, keep: impl Fn(&str) -> bool) -> Result<usize> {
-    let text = match fs::read_to_string(from) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => return Err(e).with_context(|| format!("read {}", from.display())),
-    };
-    let lines: Vec<&str> = text.lines().collect();
+/// The `(name, summary)` lines of a summaries file's bytes, in file order. A line that is
+/// not UTF-8 or has no name (torn by a crash, say) is skipped: the segment is then
+/// summarised on the spot by whoever needs it.
+pub fn summary_lines(bytes: &[u8]) -> impl Iterator<Item = (&str, &str)> {
+    bytes
+        .split(|&b| b == b'\n')
+        .filter_map(|line| std::str::from_utf8(line).ok()?.split_once('\t'))
+}
+
+/// Rewrite the summaries files `from` (in order; missing ones count as empty) as the one
+/// file `to`, with only the names `keep` accepts, each by its last line that parses (the
+/// one readers use); other lines go. The caller holds the xlogdb lock, under which the
+/// archiver appends. Sources other than `to` are removed once `to` is written. Returns how
+/// many lines were dropped; nothing is written when nothing would change.
+pub fn prune_summaries(from: &[PathBuf], to: &Path, keep: impl Fn(&str) -> bool) -> Result<usize> {
+    let mut texts = Vec::new();
+    for path in from {
+        match fs::read(path) {
+            Ok(bytes) => texts.push((path, bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("read {}", path.display())),
+        }
+    }
+    let mut total = 0;
+    let mut lines = Vec::new();
+    for (_, bytes) in &texts {
+        // Every line, the last one even without its newline.
+        total += bytes
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .count();
+        lines.extend(summary_lines(bytes).filter(|(name, text)| {
+            keep(name) && barman_protocol::wal::SegmentSummary::parse_line(text).is_ok()
+        }));
+    }
     let mut last = std::collections::HashMap::new();
-    for (index, line) in lines.iter().enumerate() {
-        if let Some((name, _)) = line.split_once('\t') {
-            last.insert(name, index);
+    for (index, (name, _)) in lines.iter().enumerate() {
+        last.insert(*name, index);
+    }
+    let mut kept = String::new();
+    let mut count = 0;
+    for (index, (name, text)) in lines.iter().enumerate() {
+        if last.get(name) == Some(&index) {
+            kept.push_str(&format!("{name}\t{text}\n"));
+            count += 1;
         }
     }
-    let mut kept = String::with_capacity(text.len());
-    for (index, line) in lines.iter().enumerate() {
-        if let Some((name, _)) = line.split_once('\t') {
-            if last.get(name) == Some(&index) && keep(name) {
-                kept.push_str(line);
-                kept.push('\n');
-            }
-        }
-    }
-    let dropped = lines.len() - kept.lines().count();
-    if from != to || dropped > 0 {
+    let dropped = total - count;
+    let moved = texts.iter().any(|(path, _)| path.as_path() != to);
+    if moved || dropped > 0 {
         crate::fsutil::write_durably(to, kept.as_bytes())?;
     }
-    if from != to {
-        fs::remove_file(from).with_context(|| format!("remove {}", from.display()))?;
-        if let Some(dir) = from.parent().filter(|d| !d.as_os_str().is_empty()) {
+    for (path, _) in texts.iter().filter(|(path, _)| path.as_path() != to) {
+        fs::remove_file(path).with_context(|| format!("remove {}", path.display()))?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             crate::fsutil::fsync_dir(dir)?;
         }
     }
@@ -364,7 +385,6 @@ pub fn rebuild(server: &ServerConfig, lock_dir: &Path) -> Result<RebuildReport> 
     crate::fsutil::create_dir_all(dir)?;
     crate::fsutil::create_dir_all(wals)?;
     let _lock = super::remove::lock_xlogdb(lock_dir, &server.name)?;
-    let old_summaries = summaries_path(server);
     let mut report = RebuildReport::default();
     let mut names = std::collections::HashSet::new();
     let mut text = String::new();
@@ -419,11 +439,18 @@ pub fn rebuild(server: &ServerConfig, lock_dir: &Path) -> Result<RebuildReport> 
     for line in text.lines() {
         names.insert(line.split('\t').next().unwrap_or_default());
     }
-    // The summaries follow: those of files no longer archived go, and those kept beside
-    // the old `wals/xlog.db` move beside the new file.
-    prune_summaries(&old_summaries, &summaries_path_for(&db), |name| {
-        names.contains(name)
-    })?;
+    // The summaries follow: those of files no longer archived go, and any kept beside the
+    // old `wals/xlog.db` (even by a rebuild that crashed after writing the new file) join
+    // the new file's. A failure here leaves only unused or missing summaries (restore then
+    // reads the segments themselves), so it is a warning: the catalogue is rebuilt.
+    let summaries = summaries_path_for(&db);
+    let sources = [summaries_path_for(&wals.join("xlog.db")), summaries.clone()];
+    if let Err(e) = prune_summaries(&sources, &summaries, |name| names.contains(name)) {
+        log::warn!(
+            "could not prune the WAL summaries of server '{}': {e:#}",
+            server.name
+        );
+    }
     let old = wals.join("xlog.db");
     if old.exists() {
         std::fs::remove_file(&old).with_context(|| format!("remove {}", old.display()))?;
@@ -570,32 +597,74 @@ mod tests {
         assert!(read_file(&dir.path().join("missing")).unwrap().is_empty());
     }
 
+    /// A summaries line that parses, told apart by its record count.
+    fn summary(name: &str, records: u32) -> String {
+        format!(
+            "{name}\twalsummary1 seg={name} size=16MB sysid=7710809521602424182 pg=15 blcksz=8192 \
+             head=clean tail=switch records={records} first=0/3000028 last=0/3154B18 end=0/4000000 \
+             commits=0 aborts=0\n"
+        )
+    }
+
     #[test]
-    fn pruned_summaries_keep_the_last_line_of_each_kept_name() {
+    fn pruned_summaries_keep_the_last_good_line_of_each_kept_name() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let (a, b, c) = (
+            "000000010000000000000003",
+            "000000010000000000000004",
+            "000000010000000000000005",
+        );
+        assert!(barman_protocol::wal::SegmentSummary::parse_line(
+            summary(a, 1).split_once('\t').unwrap().1.trim_end()
+        )
+        .is_ok());
         let dir = tempfile::tempdir().unwrap();
         let from = dir.path().join("xlog.db.summaries");
-        fs::write(&from, "A\tfirst\nB\tb\nno tab here\nA\tsecond\nC\tc\n").unwrap();
-        // B goes (not kept), the older A and the nameless line go too.
-        assert_eq!(prune_summaries(&from, &from, |n| n != "B").unwrap(), 3);
-        assert_eq!(fs::read_to_string(&from).unwrap(), "A\tsecond\nC\tc\n");
-        // Nothing to drop: the file is left as it is.
-        let before = fs::metadata(&from).unwrap().modified().unwrap();
-        assert_eq!(prune_summaries(&from, &from, |_| true).unwrap(), 0);
-        assert_eq!(fs::metadata(&from).unwrap().modified().unwrap(), before);
-        // Moved beside another xlog.db: written there (0600), the old file removed.
+        let mut text = summary(a, 1) + &summary(b, 2) + "no tab here\n" + &summary(a, 3);
+        text.push_str(&format!("{c}\twalsummary1 torn\n"));
+        let mut bytes = text.into_bytes();
+        bytes.extend_from_slice(&summary(c, 4).into_bytes());
+        bytes.extend_from_slice(b"\xff\xfe\tnot utf-8\n");
+        fs::write(&from, &bytes).unwrap();
+        // b goes (not kept), so do the older a, the nameless, torn and non-UTF-8 lines.
+        let from = vec![from];
+        let one = &from[0];
+        assert_eq!(prune_summaries(&from, one, |n| n != b).unwrap(), 5);
+        assert_eq!(
+            fs::read_to_string(one).unwrap(),
+            summary(a, 3) + &summary(c, 4)
+        );
+        // A torn last line after a good one: the good one is kept.
+        let mut torn = fs::read(one).unwrap();
+        torn.extend_from_slice(format!("{a}\twalsummary1 se").as_bytes());
+        fs::write(one, torn).unwrap();
+        assert_eq!(prune_summaries(&from, one, |_| true).unwrap(), 1);
+        assert_eq!(
+            fs::read_to_string(one).unwrap(),
+            summary(a, 3) + &summary(c, 4)
+        );
+        // Nothing to drop: the file is left as it is (the same inode, not a rewrite).
+        let inode = fs::metadata(one).unwrap().ino();
+        assert_eq!(prune_summaries(&from, one, |_| true).unwrap(), 0);
+        assert_eq!(fs::metadata(one).unwrap().ino(), inode);
+        // Two sources joined beside another xlog.db (0600); the first source is removed.
         let to = dir.path().join("pg-xlog.db.summaries");
-        assert_eq!(prune_summaries(&from, &to, |n| n == "C").unwrap(), 1);
-        assert_eq!(fs::read_to_string(&to).unwrap(), "C\tc\n");
-        assert!(!from.exists());
-        use std::os::unix::fs::PermissionsExt;
+        fs::write(&to, summary(c, 5) + &summary(b, 6)).unwrap();
+        let both = vec![one.clone(), to.clone()];
+        assert_eq!(prune_summaries(&both, &to, |n| n != b).unwrap(), 2);
+        assert_eq!(
+            fs::read_to_string(&to).unwrap(),
+            summary(a, 3) + &summary(c, 5)
+        );
+        assert!(!one.exists());
         assert_eq!(
             fs::metadata(&to).unwrap().permissions().mode() & 0o777,
             0o600
         );
         // No summaries at all: nothing to do, nothing created.
-        let none = dir.path().join("none");
-        assert_eq!(prune_summaries(&none, &none, |_| true).unwrap(), 0);
-        assert!(!none.exists());
+        let none = vec![dir.path().join("none")];
+        assert_eq!(prune_summaries(&none, &none[0], |_| true).unwrap(), 0);
+        assert!(!none[0].exists());
         assert_eq!(
             summaries_path_for(Path::new("/w/pg-xlog.db")),
             Path::new("/w/pg-xlog.db.summaries")

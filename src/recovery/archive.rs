@@ -6,7 +6,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -132,16 +131,12 @@ pub fn read_plain(path: &Path) -> Result<Vec<u8>> {
 /// wins; lines that do not parse are ignored (the segment is then summarised on the spot).
 pub fn read_summaries(path: &Path) -> Result<BTreeMap<String, SegmentSummary>> {
     let mut found = BTreeMap::new();
-    let file = match File::open(path) {
-        Ok(f) => f,
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(found),
-        Err(e) => return Err(e).with_context(|| format!("open {}", path.display())),
+        Err(e) => return Err(e).with_context(|| format!("read {}", path.display())),
     };
-    for line in BufReader::new(file).lines() {
-        let line = line.with_context(|| format!("read {}", path.display()))?;
-        let Some((name, text)) = line.split_once('\t') else {
-            continue;
-        };
+    for (name, text) in xlogdb::summary_lines(&bytes) {
         match SegmentSummary::parse_line(text) {
             Ok(s) => {
                 found.insert(name.to_string(), s);

@@ -99,6 +99,29 @@ struct Batch {
 /// archive-wal takes it for the leftover of a writer that died.
 pub const STALE_TEMP_AGE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
+/// [`STALE_TEMP_AGE`], or the seconds in `BARMAN_STALE_TEMP_AGE` (for tests: the change
+/// time it is measured from cannot be set back).
+fn stale_temp_age() -> std::time::Duration {
+    std::env::var("BARMAN_STALE_TEMP_AGE")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .map_or(STALE_TEMP_AGE, std::time::Duration::from_secs)
+}
+
+/// How long ago `path` was last changed: by its change time, which, unlike the
+/// modification time, no writer can set (`cp -p` into `%f.tmp` copies an old mtime).
+fn untouched_for(path: &Path) -> Option<std::time::Duration> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = fs::symlink_metadata(path).ok()?;
+    let changed = std::time::UNIX_EPOCH
+        + std::time::Duration::new(
+            u64::try_from(meta.ctime()).ok()?,
+            u32::try_from(meta.ctime_nsec()).ok()?,
+        );
+    let touched = meta.modified().map_or(changed, |m| m.max(changed));
+    touched.elapsed().ok()
+}
+
 fn next_batch(server: &ServerConfig, source: Source) -> Result<Batch> {
     let dir = server.path(source.directory_option()).ok_or_else(|| {
         anyhow::anyhow!(
@@ -121,16 +144,13 @@ fn next_batch(server: &ServerConfig, source: Source) -> Result<Batch> {
     // that stalled a day fails its rename and is retried by PostgreSQL), so it goes to
     // errors/.
     let mut stale = Vec::new();
+    let stale_age = stale_temp_age();
     names.retain(|name| {
         if !fsutil::is_temp_name(name) {
             return true;
         }
         let path = dir.join(name);
-        let age = fs::symlink_metadata(&path)
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.elapsed().ok());
-        if age.is_some_and(|age| age >= STALE_TEMP_AGE) {
+        if untouched_for(&path).is_some_and(|age| age >= stale_age) {
             stale.push(path);
         }
         false

@@ -290,40 +290,63 @@ fn a_temp_file_untouched_for_a_day_goes_to_errors_and_a_fresh_one_stays() {
     let scratch = Scratch::new(SERVER);
     let (b, _) = wal();
     let incoming = scratch.home().join("pg/incoming");
+    let streaming = scratch.home().join("pg/streaming");
     std::fs::create_dir_all(&incoming).unwrap();
-    let stale = incoming.join(format!("{}.4242.tmp", name(1)));
-    std::fs::write(&stale, &b.segment(2)[..8192]).unwrap();
+    std::fs::create_dir_all(&streaming).unwrap();
+    // Its modification time says a day ago (`cp -p` of an old segment does that), which
+    // must not make it stale: only its change time counts.
+    let copied = incoming.join(format!("{}.tmp", name(4)));
+    std::fs::write(&copied, &b.segment(4)[..8192]).unwrap();
     let day_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(25 * 3600);
     std::fs::File::options()
         .write(true)
-        .open(&stale)
+        .open(&copied)
         .unwrap()
         .set_modified(day_ago)
         .unwrap();
-    let fresh = incoming.join(format!("{}.4243.tmp", name(3)));
-    std::fs::write(&fresh, &b.segment(3)[..8192]).unwrap();
     std::fs::write(incoming.join(name(2)), b.segment(2)).unwrap();
-    let run = scratch.barman(&["archive-wal", "pg"]);
-    let out = run.ok().to_string();
+    let out = scratch.barman(&["archive-wal", "pg"]).ok().to_string();
+    assert!(!out.contains("untouched"), "{out}");
     assert!(
-        out.contains("temporary files untouched for over 24 hours")
-            && out.contains(&format!("\t{}.4242.tmp\n", name(1))),
-        "{out}"
-    );
-    assert!(!out.contains(".4243.tmp"), "{out}");
-    assert!(!incoming.join(name(2)).exists(), "the segment was archived");
-    assert!(!stale.exists());
-    assert!(
-        fresh.exists(),
+        copied.exists(),
         "a temp file still being written is left alone"
     );
-    let errors: Vec<String> = std::fs::read_dir(scratch.home().join("pg/errors"))
+    assert!(!incoming.join(name(2)).exists(), "the segment was archived");
+    std::fs::remove_file(&copied).unwrap();
+    // Left by a dead put-wal in incoming/ and in streaming/, and now old enough (the age is
+    // lowered to a second, as the change time cannot be set back).
+    let left = incoming.join(format!("{}.4242.tmp", name(1)));
+    std::fs::write(&left, &b.segment(2)[..8192]).unwrap();
+    let left_streaming = streaming.join(format!("{}.4243.tmp", name(5)));
+    std::fs::write(&left_streaming, &b.segment(2)[..8192]).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let fresh = incoming.join(format!("{}.4244.tmp", name(3)));
+    std::fs::write(&fresh, &b.segment(3)[..8192]).unwrap();
+    let out = scratch
+        .barman_env(&["archive-wal", "pg"], &[("BARMAN_STALE_TEMP_AGE", "1")])
+        .ok()
+        .to_string();
+    assert!(
+        out.contains("temporary files untouched for over 24 hours")
+            && out.contains(&format!("\t{}.4242.tmp\n", name(1)))
+            && out.contains(&format!("\t{}.4243.tmp\n", name(5))),
+        "{out}"
+    );
+    assert!(!out.contains(".4244.tmp"), "{out}");
+    assert!(!left.exists() && !left_streaming.exists());
+    assert!(
+        fresh.exists(),
+        "a temp file written a moment ago is left alone"
+    );
+    let mut errors: Vec<String> = std::fs::read_dir(scratch.home().join("pg/errors"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(errors.len(), 1, "{errors:?}");
+    errors.sort();
+    assert_eq!(errors.len(), 2, "{errors:?}");
     assert!(
-        errors[0].starts_with(&format!("{}.4242.tmp.", name(1))) && errors[0].ends_with(".stale"),
+        errors.iter().all(|e| e.ends_with(".stale"))
+            && errors[0].starts_with(&format!("{}.4242.tmp.", name(1))),
         "{errors:?}"
     );
 }

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::util::Scratch;
+use crate::util::{summary_line, Scratch};
 
 const SERVERS: &str = "\
 [pg]
@@ -628,6 +628,25 @@ fn wal_names(scratch: &Scratch) -> Vec<String> {
     names
 }
 
+/// The summaries are a cache for restore: when they cannot be pruned, the WAL still goes.
+#[test]
+fn a_delete_removes_wal_even_when_the_summaries_cannot_be_pruned() {
+    let scratch = Scratch::new(SERVERS);
+    catalogue_with_files(&scratch);
+    std::fs::create_dir_all(scratch.home().join("pg/wals/pg-xlog.db.summaries")).unwrap();
+    let run = scratch.barman(&["delete", "pg", "oldest"]);
+    run.ok();
+    let log = std::fs::read_to_string(scratch.log_file()).unwrap();
+    assert!(
+        log.contains("WARNING") && log.contains("could not prune the WAL summaries of server 'pg'"),
+        "{log}"
+    );
+    assert_eq!(
+        wal_names(&scratch).first().map(String::as_str),
+        Some("000000010000000000000005")
+    );
+}
+
 #[test]
 fn delete_the_oldest_backup_removes_its_files_and_the_wal_before_the_next() {
     let scratch = Scratch::new(SERVERS);
@@ -635,8 +654,9 @@ fn delete_the_oldest_backup_removes_its_files_and_the_wal_before_the_next() {
     // The archiver's summaries of segments 02..09, 05 twice.
     let mut summaries = String::new();
     for n in (2..=9).chain([5]) {
-        summaries.push_str(&format!(
-            "0000000100000000000000{n:02X}\twalsummary1 n={n}\n"
+        summaries.push_str(&summary_line(
+            &format!("0000000100000000000000{n:02X}"),
+            10 + n,
         ));
     }
     scratch.write("home/pg/wals/pg-xlog.db.summaries", &summaries);
@@ -683,14 +703,11 @@ fn delete_the_oldest_backup_removes_its_files_and_the_wal_before_the_next() {
     assert!(xlogdb.starts_with("000000010000000000000005\t"), "{xlogdb}");
     assert_eq!(xlogdb.lines().count(), 5);
     // The removed segments' summaries went with them; 05 keeps its last one.
-    let summaries = std::fs::read_to_string(home.join("pg/wals/pg-xlog.db.summaries")).unwrap();
     assert_eq!(
-        summaries
-            .lines()
-            .map(|l| l.split(' ').nth(1).unwrap())
-            .collect::<Vec<_>>(),
-        ["n=6", "n=7", "n=8", "n=9", "n=5"],
-        "{summaries}"
+        std::fs::read_to_string(home.join("pg/wals/pg-xlog.db.summaries")).unwrap(),
+        [(6, 16), (7, 17), (8, 18), (9, 19), (5, 15)]
+            .map(|(n, r)| summary_line(&format!("0000000100000000000000{n:02X}"), r))
+            .concat()
     );
     assert_eq!(
         std::fs::read_to_string(&hook_log).unwrap(),

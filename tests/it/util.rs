@@ -84,8 +84,14 @@ impl Scratch {
 
     /// `barman -c <config> ARGS...`.
     pub fn barman(&self, args: &[&str]) -> Run {
+        self.barman_env(args, &[])
+    }
+
+    /// [`Scratch::barman`] with these environment variables set.
+    pub fn barman_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
         let mut cmd = barman_command();
         cmd.arg("-c").arg(self.config()).args(args);
+        cmd.envs(env.iter().copied());
         Run::of(cmd)
     }
 }
@@ -147,4 +153,14 @@ impl Run {
         );
         self
     }
+}
+
+/// A line of the archiver's `<server>-xlog.db.summaries` for WAL file `name`, told apart
+/// from others by its record count.
+pub fn summary_line(name: &str, records: u32) -> String {
+    format!(
+        "{name}\twalsummary1 seg={name} size=16MB sysid=7710809521602424182 pg=15 blcksz=8192 \
+         head=clean tail=switch records={records} first=0/3000028 last=0/3154B18 end=0/4000000 \
+         commits=0 aborts=0\n"
+    )
 }
