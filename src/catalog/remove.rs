@@ -115,19 +115,15 @@ pub fn remove_wals(
         }
     }
     fsutil::fsync_dir(wals)?;
-    // 3. Their summaries go last. Lines left of removed files are never read, so a
-    //    failure here (a full disk, say) must not stop retention: it is a warning, and
-    //    the next removal tries again.
+    // 3. Their summaries go last (a failure is only a warning: see prune_summaries_or_warn).
     let kept: std::collections::HashSet<&str> = keep.iter().map(|e| e.name.as_str()).collect();
     let summaries = xlogdb::summaries_path_for(&db);
-    if let Err(e) = xlogdb::prune_summaries(std::slice::from_ref(&summaries), &summaries, |name| {
-        kept.contains(name)
-    }) {
-        log::warn!(
-            "could not prune the WAL summaries of server '{}': {e:#}",
-            server.name
-        );
-    }
+    xlogdb::prune_summaries_or_warn(
+        server,
+        std::slice::from_ref(&summaries),
+        &summaries,
+        |name| kept.contains(name),
+    );
     Ok(removed)
 }
 

@@ -129,9 +129,11 @@ pub fn summaries_path(server: &ServerConfig) -> PathBuf {
 /// not UTF-8 or has no name (torn by a crash, say) is skipped: the segment is then
 /// summarised on the spot by whoever needs it.
 pub fn summary_lines(bytes: &[u8]) -> impl Iterator<Item = (&str, &str)> {
-    bytes
-        .split(|&b| b == b'\n')
-        .filter_map(|line| std::str::from_utf8(line).ok()?.split_once('\t'))
+    bytes.split(|&b| b == b'\n').filter_map(summary_line)
+}
+
+fn summary_line(line: &[u8]) -> Option<(&str, &str)> {
+    std::str::from_utf8(line).ok()?.split_once('\t')
 }
 
 /// Rewrite the summaries files `from` (in order; missing ones count as empty) as the one
@@ -150,24 +152,25 @@ pub fn prune_summaries(from: &[PathBuf], to: &Path, keep: impl Fn(&str) -> bool)
     }
     let mut total = 0;
     let mut lines = Vec::new();
-    for (_, bytes) in &texts {
-        // Every line, the last one even without its newline.
-        total += bytes
-            .split(|&b| b == b'\n')
-            .filter(|l| !l.is_empty())
-            .count();
-        lines.extend(summary_lines(bytes).filter(|(name, text)| {
+    for line in texts
+        .iter()
+        .flat_map(|(_, bytes)| bytes.split(|&b| b == b'\n'))
+        .filter(|line| !line.is_empty())
+    {
+        total += 1;
+        lines.extend(summary_line(line).filter(|(name, text)| {
             keep(name) && barman_protocol::wal::SegmentSummary::parse_line(text).is_ok()
         }));
     }
-    let mut last = std::collections::HashMap::new();
-    for (index, (name, _)) in lines.iter().enumerate() {
-        last.insert(*name, index);
-    }
+    let last: std::collections::HashMap<&str, usize> = lines
+        .iter()
+        .enumerate()
+        .map(|(index, (name, _))| (*name, index))
+        .collect();
     let mut kept = String::new();
     let mut count = 0;
     for (index, (name, text)) in lines.iter().enumerate() {
-        if last.get(name) == Some(&index) {
+        if last[name] == index {
             kept.push_str(&format!("{name}\t{text}\n"));
             count += 1;
         }
@@ -184,6 +187,27 @@ pub fn prune_summaries(from: &[PathBuf], to: &Path, keep: impl Fn(&str) -> bool)
         }
     }
     Ok(dropped)
+}
+
+/// [`prune_summaries`] for WAL removal and `rebuild-xlogdb`, where a failure must not stop
+/// the work: a line of a removed file is never read, and a missing one only makes restore
+/// read that segment itself. So a failure is a warning that says what to do.
+pub fn prune_summaries_or_warn(
+    server: &ServerConfig,
+    from: &[PathBuf],
+    to: &Path,
+    keep: impl Fn(&str) -> bool,
+) {
+    if let Err(e) = prune_summaries(from, to, keep) {
+        log::warn!(
+            "could not prune the WAL summaries of server '{}' ({}): {e:#}; restore reads the \
+             segments themselves meanwhile; fix the file's permissions or free space, and the \
+             next WAL removal or 'barman rebuild-xlogdb {}' prunes it",
+            server.name,
+            to.display(),
+            server.name
+        );
+    }
 }
 
 /// Whether `db` is the `xlog.db` of Barman < 3.13 (not `<server>-xlog.db`).
@@ -386,7 +410,6 @@ pub fn rebuild(server: &ServerConfig, lock_dir: &Path) -> Result<RebuildReport> 
     crate::fsutil::create_dir_all(wals)?;
     let _lock = super::remove::lock_xlogdb(lock_dir, &server.name)?;
     let mut report = RebuildReport::default();
-    let mut names = std::collections::HashSet::new();
     let mut text = String::new();
     let add = |path: &Path, text: &mut String| -> Result<()> {
         let info =
@@ -436,21 +459,16 @@ pub fn rebuild(server: &ServerConfig, lock_dir: &Path) -> Result<RebuildReport> 
     }
     let db = dir.join(&db_name);
     crate::fsutil::write_durably(&db, text.as_bytes())?;
-    for line in text.lines() {
-        names.insert(line.split('\t').next().unwrap_or_default());
-    }
     // The summaries follow: those of files no longer archived go, and any kept beside the
     // old `wals/xlog.db` (even by a rebuild that crashed after writing the new file) join
-    // the new file's. A failure here leaves only unused or missing summaries (restore then
-    // reads the segments themselves), so it is a warning: the catalogue is rebuilt.
+    // the new file's.
+    let names: std::collections::HashSet<&str> = text
+        .lines()
+        .filter_map(|line| line.split('\t').next())
+        .collect();
     let summaries = summaries_path_for(&db);
     let sources = [summaries_path_for(&wals.join("xlog.db")), summaries.clone()];
-    if let Err(e) = prune_summaries(&sources, &summaries, |name| names.contains(name)) {
-        log::warn!(
-            "could not prune the WAL summaries of server '{}': {e:#}",
-            server.name
-        );
-    }
+    prune_summaries_or_warn(server, &sources, &summaries, |name| names.contains(name));
     let old = wals.join("xlog.db");
     if old.exists() {
         std::fs::remove_file(&old).with_context(|| format!("remove {}", old.display()))?;

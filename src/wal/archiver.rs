@@ -89,15 +89,16 @@ pub struct ArchiveEnv<'a> {
 struct Batch {
     files: Vec<PathBuf>,
     unknown: Vec<PathBuf>,
-    /// Temporary files untouched for [`STALE_TEMP_AGE`]: left by a writer that died.
+    /// Temporary files untouched for `stale_age`: left by a writer that died.
     stale: Vec<PathBuf>,
+    stale_age: std::time::Duration,
     total: usize,
     batch_size: usize,
 }
 
 /// How long a temporary file in `incoming/` or `streaming/` may stay untouched before
 /// archive-wal takes it for the leftover of a writer that died.
-pub const STALE_TEMP_AGE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+const STALE_TEMP_AGE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// [`STALE_TEMP_AGE`], or the seconds in `BARMAN_STALE_TEMP_AGE` (for tests: the change
 /// time it is measured from cannot be set back).
@@ -202,6 +203,7 @@ fn next_batch(server: &ServerConfig, source: Source) -> Result<Batch> {
         files,
         unknown,
         stale,
+        stale_age,
         total,
         batch_size,
     })
@@ -288,8 +290,14 @@ pub fn archive(
         "Some unknown objects have been found while processing xlog segments for {}. Objects moved to errors directory:",
         server.name
     );
+    let age = batch.stale_age.as_secs();
+    let age = if age % 3600 == 0 {
+        format!("{} hours", age / 3600)
+    } else {
+        format!("{age} seconds")
+    };
     let stale = format!(
-        "Some temporary files untouched for over 24 hours (left by an interrupted put-wal or archive_command) have been found while processing xlog segments for {}. Files moved to errors directory:",
+        "Some temporary files untouched for over {age} (left by an interrupted put-wal or archive_command) have been found while processing xlog segments for {}. Files moved to errors directory:",
         server.name
     );
     for (paths, header, what, suffix) in [

@@ -314,20 +314,21 @@ fn a_temp_file_untouched_for_a_day_goes_to_errors_and_a_fresh_one_stays() {
     assert!(!incoming.join(name(2)).exists(), "the segment was archived");
     std::fs::remove_file(&copied).unwrap();
     // Left by a dead put-wal in incoming/ and in streaming/, and now old enough (the age is
-    // lowered to a second, as the change time cannot be set back).
+    // lowered to 3 seconds, as the change time cannot be set back; the fresh file has those
+    // 3 seconds for barman to start and list it, ample even on a loaded machine).
     let left = incoming.join(format!("{}.4242.tmp", name(1)));
     std::fs::write(&left, &b.segment(2)[..8192]).unwrap();
     let left_streaming = streaming.join(format!("{}.4243.tmp", name(5)));
     std::fs::write(&left_streaming, &b.segment(2)[..8192]).unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(1100));
+    std::thread::sleep(std::time::Duration::from_millis(3100));
     let fresh = incoming.join(format!("{}.4244.tmp", name(3)));
     std::fs::write(&fresh, &b.segment(3)[..8192]).unwrap();
     let out = scratch
-        .barman_env(&["archive-wal", "pg"], &[("BARMAN_STALE_TEMP_AGE", "1")])
+        .barman_env(&["archive-wal", "pg"], &[("BARMAN_STALE_TEMP_AGE", "3")])
         .ok()
         .to_string();
     assert!(
-        out.contains("temporary files untouched for over 24 hours")
+        out.contains("temporary files untouched for over 3 seconds")
             && out.contains(&format!("\t{}.4242.tmp\n", name(1)))
             && out.contains(&format!("\t{}.4243.tmp\n", name(5))),
         "{out}"
